@@ -6,7 +6,7 @@ ROOT := $(CURDIR)
 VENV := $(ROOT)/.venv
 VENV_OLD := $(ROOT)/.venv-2.19
 COLLECTION_LINK := $(ROOT)/.build/collections/ansible_collections/cloudcore/ha
-SANITY_TREE := $(ROOT)/.build/sanity/ansible_collections/cloudcore/ha
+SANITY_TREE := /tmp/cloudcore-ha-sanity/ansible_collections/cloudcore/ha
 STAGE := $(ROOT)/scripts/stage
 LAB := $(ROOT)/tests/lab/lab
 PYTEST_UNITS := -m pytest tests/unit -q -p no:cacheprovider
@@ -33,6 +33,7 @@ setup-host:
 venv:
 	@$(STAGE) venv-2.21 scripts/setup-venv $(VENV) 3.12 requirements/dev.in requirements/constraints-py3.12.txt
 	@$(STAGE) venv-2.19 scripts/setup-venv $(VENV_OLD) 3.11 requirements/units-2.19.in requirements/constraints-py3.11.txt
+	@$(STAGE) venv-sanity scripts/setup-venv $(ROOT)/.venv-sanity 3.12 requirements/sanity-2.21.txt requirements/constraints-sanity.txt
 
 collections:
 	@$(STAGE) collections scripts/fetch-collections $(ROOT)/.build/deps
@@ -80,3 +81,12 @@ integration:
 
 clean: lab-down
 	rm -rf .build .venv .venv-2.19
+
+# ---------------------------------------------------------------- benchmarks (not part of `make test`)
+.PHONY: bench-failover bench-converge
+bench-failover: setup
+	$(LAB) down && $(LAB) up --nodes 2
+	$(VENV)/bin/python tests/bench/bench_failover.py --trials 5; rc=$$?; $(LAB) down; exit $$rc
+
+bench-converge: setup
+	$(VENV)/bin/python tests/bench/bench_converge.py --runs 3; rc=$$?; $(LAB) down; exit $$rc

@@ -1,0 +1,25 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 cloudcore.ha contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cloudcore.ha.plugins.module_utils._topology import TopologyError, vrrp_endpoints
+
+
+def vrrp_endpoints_filter(hostvars, hosts, vip):
+    """Thin adapter: see _topology.vrrp_endpoints."""
+    try:
+        return {host: endpoint.as_dict() for host, endpoint in vrrp_endpoints(hostvars, list(hosts), vip).items()}
+    except TopologyError as error:
+        raise AnsibleFilterError(str(error))
+    except KeyError as error:
+        raise AnsibleFilterError("host %s is in the cloudcore group but not in hostvars" % error)
+
+
+class FilterModule:
+    def filters(self):
+        return {"vrrp_endpoints": vrrp_endpoints_filter}
