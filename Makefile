@@ -17,12 +17,12 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export STAGE_LOG := $(ROOT)/.build/stages.tsv
 
 .PHONY: help setup setup-host venv collections link test demo lint sanity units build-install \
-        lab-up lab-down lab-tests molecule integration clean
+        lab-up lab-down lab-tests molecule integration manifests clean
 
 help:
 	@echo "make demo      set everything up, bring the lab up, run the main job on it, print what happened"
 	@echo "make test      set everything up and run every check (lint, sanity, units, build, lab, molecule, integration)"
-	@echo "make setup | lab-up | lab-down | lint | sanity | units | build-install | molecule | integration"
+	@echo "make setup | lab-up | lab-down | lint | sanity | units | manifests | build-install | lab-tests | molecule | integration"
 
 # ---------------------------------------------------------------- setup
 setup: setup-host venv collections link
@@ -44,7 +44,7 @@ link:
 # ---------------------------------------------------------------- the two commands
 test: setup
 	@mkdir -p .build && : > $(STAGE_LOG)
-	@$(MAKE) --no-print-directory lint sanity units build-install lab-tests molecule integration
+	@$(MAKE) --no-print-directory lint sanity units manifests build-install lab-tests molecule integration
 	@echo; echo "make test: all stages passed"; column -t $(STAGE_LOG)
 
 demo: setup
@@ -57,6 +57,9 @@ lint:
 units: link
 	@cd $(COLLECTION_LINK) && $(STAGE) units-ansible-2.21 env PYTHONPATH=$(ROOT)/.build/collections $(VENV)/bin/python $(PYTEST_UNITS)
 	@cd $(COLLECTION_LINK) && $(STAGE) units-ansible-2.19 env PYTHONPATH=$(ROOT)/.build/collections $(VENV_OLD)/bin/python $(PYTEST_UNITS)
+
+manifests:
+	@$(STAGE) manifests $(VENV)/bin/python -m pytest tests/manifests -q -p no:cacheprovider
 
 sanity:
 	@$(STAGE) sanity scripts/sanity $(SANITY_TREE)

@@ -19,8 +19,8 @@ def server(tmp_path):
 
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_reads_served_certificate(run_module, server, check_mode):
-    failed, result, _unused = run_module(served_cert.main, dict(host="127.0.0.1", port=server.port, vip="fd00:0:0::242/64"),
-                                   check_mode=check_mode)
+    args = dict(host="127.0.0.1", port=server.port, vip="fd00:0:0::242/64")
+    failed, result, _unused = run_module(served_cert.main, args, check_mode=check_mode)
     assert not failed, result
     assert result["changed"] is False
     assert result["sans"] == {"ip": ["127.0.0.1", "10.10.102.242", "fd00::242"], "dns": ["cloudcore.test"]}
@@ -31,8 +31,8 @@ def test_reads_served_certificate(run_module, server, check_mode):
 
 
 def test_vip_not_covered_and_sni(run_module, server):
-    failed, result, _unused = run_module(served_cert.main, dict(host="127.0.0.1", port=server.port, vip="10.10.102.243",
-                                                          server_name="cloudcore.test"))
+    args = dict(host="127.0.0.1", port=server.port, vip="10.10.102.243", server_name="cloudcore.test")
+    failed, result, _unused = run_module(served_cert.main, args)
     assert not failed and result["vip_covered"] is False
 
 
