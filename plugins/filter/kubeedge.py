@@ -14,6 +14,7 @@ from ansible_collections.cloudcore.ha.plugins.plugin_utils._kubeedge import (
     apply_plan as _apply_plan,
     check_label as _check_label,
     documents as _documents,
+    labelled_nodes as _labelled_nodes,
     node_label_plan as _node_label_plan,
     node_names as _node_names,
     release_facts as _release_facts,
@@ -73,6 +74,10 @@ def kubeedge_node_names(hosts, hostvars, variable="cloudcore_node_name"):
     return _call("kubeedge_node_names", _node_names, list(hosts or []), hostvars, variable)
 
 
+def kubeedge_labelled_nodes(nodes, label):
+    return _call("kubeedge_labelled_nodes", _labelled_nodes, _resources(nodes), label)
+
+
 def kubeedge_node_label_plan(nodes, wanted, label, prune=False):
     return _call("kubeedge_node_label_plan", _node_label_plan, _resources(nodes), list(wanted or []),
                  label, bool(prune))
@@ -84,6 +89,7 @@ class FilterModule(object):
             "kubeedge_release": kubeedge_release,
             "kubeedge_vip_address": kubeedge_vip_address,
             "kubeedge_label": kubeedge_label,
+            "kubeedge_labelled_nodes": kubeedge_labelled_nodes,
             "kubeedge_documents": kubeedge_documents,
             "kubeedge_apply_plan": kubeedge_apply_plan,
             "kubeedge_node_names": kubeedge_node_names,

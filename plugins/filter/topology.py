@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cloudcore.ha.plugins.module_utils._topology import TopologyError, vrrp_endpoints
+from ansible_collections.cloudcore.ha.plugins.module_utils._topology import TopologyError, vip_holders, vrrp_endpoints
 
 
 def vrrp_endpoints_filter(hostvars, hosts, vip):
@@ -20,6 +20,14 @@ def vrrp_endpoints_filter(hostvars, hosts, vip):
         raise AnsibleFilterError("host %s is in the cloudcore group but not in hostvars" % error)
 
 
+def vip_holders_filter(hostvars, hosts, vip):
+    """Thin adapter: see _topology.vip_holders."""
+    try:
+        return vip_holders(hostvars, list(hosts), vip)
+    except TopologyError as error:
+        raise AnsibleFilterError(str(error))
+
+
 class FilterModule:
     def filters(self):
-        return {"vrrp_endpoints": vrrp_endpoints_filter}
+        return {"vrrp_endpoints": vrrp_endpoints_filter, "vip_holders": vip_holders_filter}

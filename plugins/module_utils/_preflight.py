@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from ansible_collections.cloudcore.ha.plugins.module_utils._topology import interface_addresses, vip_holders
 from ansible_collections.cloudcore.ha.plugins.module_utils._vrrp import (
     AUTH_PASS_MAX,
     FAILOVER_MODES,
@@ -209,4 +210,127 @@ def preflight_problems(inputs: Dict[str, object]) -> List[Problem]:
         problems += choice_problems(inputs["cloudcore_failover"], FAILOVER_MODES, "cloudcore_failover")
     if "cloudcore_vrrp_mode" in inputs:
         problems += choice_problems(inputs["cloudcore_vrrp_mode"], VRRP_MODES, "cloudcore_vrrp_mode")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The whole site: the inputs above plus what preflight observed on the nodes and in the cluster.
+
+@dataclass(frozen=True)
+class NodeObservation:
+    """What preflight saw on one CloudCore host (all optional: unknown means not checked)."""
+
+    host: str
+    node_name: str
+    facts: Dict[str, object]
+    vrrp_interface: Optional[str] = None
+    vip_ping_rc: Optional[int] = None  # 0: something answered a ping to the VIP from this host
+    check_status: Optional[int] = None  # HTTP status of cloudcore_check_url on this host; -1 no answer
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    reachable: bool
+    error: str = ""
+    node_names: Tuple[str, ...] = ()
+    cloudcore_deployed: bool = False
+
+
+def _on(host: str, rule: str) -> str:
+    return "on host %s: %s" % (host, rule)
+
+
+def _node_network_problems(settings: Dict[str, object], node: NodeObservation,
+                           all_addresses: Sequence[str]) -> List[Problem]:
+    """The VIP against one host's VRRP interface: it exists, holds the VIP's subnet and an address
+    of the VIP's family (for unicast adverts too)."""
+    vip, _vip_problems = parse_vip(settings.get("cloudcore_vip"))
+    if vip is None:
+        return []  # reported once by the general checks
+    interfaces = [str(name) for name in (node.facts.get("interfaces") or [])]
+    if not interfaces:
+        return [Problem("ansible_facts", node.host, _on(node.host, "no network facts were gathered"))]
+    if node.vrrp_interface and node.vrrp_interface not in interfaces:
+        return [Problem("cloudcore_vrrp_interface", node.vrrp_interface, _on(
+            node.host, "no such interface (interfaces: %s)" % ", ".join(sorted(interfaces))))]
+    candidates = [node.vrrp_interface] if node.vrrp_interface else interfaces
+    for interface in candidates:
+        addresses = [a for a in interface_addresses(node.facts, interface, vip.version) if a.ip != vip.ip]
+        if node.vrrp_interface or any(vip.ip in a.network for a in addresses):
+            problems = [Problem(p.variable, p.value, _on(node.host, p.rule)) for p in vip_problems(
+                settings.get("cloudcore_vip"), [str(a) for a in addresses], all_addresses, interface=interface)]
+            if not addresses and settings.get("cloudcore_vrrp_mode") == "unicast":
+                problems.append(Problem("cloudcore_vrrp_mode", "unicast", _on(
+                    node.host, "interface %s has no IPv%d address to send unicast adverts from"
+                    % (interface, vip.version))))
+            return problems
+    return [Problem("cloudcore_vip", settings.get("cloudcore_vip"), _on(
+        node.host, "no interface has an address in the VIP's subnet (%s); set cloudcore_vrrp_interface or fix"
+        " the VIP" % vip.network))]
+
+
+def _node_addresses(nodes: Sequence[NodeObservation], vip: Interface) -> List[str]:
+    """The nodes' own addresses of the VIP's family. For IPv4 only primary addresses count: a holder
+    carries the VIP as a secondary address. An IPv6 VIP cannot be told apart from a node's own
+    address in the facts, so it is left out (a conflict then shows as a VIP answering elsewhere)."""
+    found = []
+    for node in nodes:
+        for interface in node.facts.get("interfaces") or []:
+            addresses = interface_addresses(node.facts, str(interface), vip.version)
+            if vip.version == 4:
+                addresses = addresses[:1]  # interface_addresses lists the primary first
+            found += [str(a.ip) for a in addresses if vip.version == 4 or a.ip != vip.ip]
+    return found
+
+
+def site_problems(settings: Dict[str, object], nodes: Sequence[NodeObservation],
+                  cluster: Optional[ClusterObservation] = None,
+                  priority_problem: Optional[str] = None,
+                  allow_unhealthy_cloudcore: bool = False) -> List[Problem]:
+    """Every problem of a site before anything changes: the inventory's values, each host's network,
+    the VIP's owner on the segment, CloudCore's health and the cluster."""
+    hosts = [node.host for node in nodes]
+    inputs = {key: settings[key] for key in (
+        "cloudcore_vip", "cloudcore_vrrp_router_id", "cloudcore_vrrp_auth_pass", "cloudcore_node_label",
+        "cloudcore_failover", "cloudcore_vrrp_mode") if key in settings}
+    inputs["nodes"] = hosts
+    problems = preflight_problems(inputs)
+    if priority_problem:
+        problems.append(Problem("keepalived_priorities", settings.get("keepalived_priorities"), priority_problem))
+
+    names = [node.node_name for node in nodes]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Problem("cloudcore_node_name", name, "is used by hosts %s; every host needs its own node"
+                                % ", ".join(n.host for n in nodes if n.node_name == name)))
+
+    vip, _vip_problems = parse_vip(settings.get("cloudcore_vip"))
+    if vip is not None:
+        all_addresses = _node_addresses(nodes, vip)
+        for node in nodes:
+            problems += _node_network_problems(settings, node, all_addresses)
+        answered = [node.host for node in nodes if node.vip_ping_rc == 0]
+        if answered and not vip_holders({n.host: {"ansible_facts": n.facts} for n in nodes}, hosts, str(vip)):
+            problems.append(Problem("cloudcore_vip", settings.get("cloudcore_vip"), (
+                "answers pings from %s, but no host of the cloudcore group holds it: another machine uses this"
+                " address; pick a free one" % ", ".join(answered))))
+
+    statuses = [node.check_status for node in nodes if node.check_status is not None]
+    deployed = cluster is None or cluster.cloudcore_deployed
+    if statuses and all(status != 200 for status in statuses) and deployed and not allow_unhealthy_cloudcore:
+        problems.append(Problem("cloudcore_check_url", settings.get("cloudcore_check_url"), (
+            "fails on every node (HTTP %s): with the check failing everywhere no node would hold the VIP in"
+            " fault mode; fix CloudCore first, or set preflight_allow_unhealthy_cloudcore=true"
+            % ", ".join("%s=%s" % (n.host, "no answer" if n.check_status == -1 else n.check_status)
+                        for n in nodes if n.check_status is not None))))
+
+    if cluster is not None:
+        if not cluster.reachable:
+            problems.append(Problem("cloudcore_kubeconfig", settings.get("cloudcore_kubeconfig"), (
+                "the cluster cannot be reached with it (context %s): %s"
+                % (settings.get("cloudcore_kube_context") or "current", cluster.error or "unknown error"))))
+        else:
+            for node in nodes:
+                if node.node_name not in cluster.node_names:
+                    problems.append(Problem("cloudcore_node_name", node.node_name, _on(
+                        node.host, "no such node in the cluster (nodes: %s)" % ", ".join(sorted(cluster.node_names)))))
     return problems

@@ -130,3 +130,17 @@ def vrrp_endpoints(hostvars: Mapping[str, Mapping[str, Any]], hosts: Sequence[st
         )
         for endpoint in endpoints
     }
+
+
+def vip_holders(hostvars: Mapping[str, Mapping[str, Any]], hosts: Sequence[str], vip: str) -> List[str]:
+    """The hosts whose gathered facts show the VIP on one of their interfaces (more than one is a
+    split brain, none means no CloudCore serves the VIP)."""
+    parsed = parse_vip(vip)
+    holders = []
+    for host in hosts:
+        facts = hostvars[host].get("ansible_facts") or {}
+        for interface in facts.get("interfaces") or []:
+            if any(address.ip == parsed.ip for address in interface_addresses(facts, str(interface), parsed.version)):
+                holders.append(host)
+                break
+    return holders

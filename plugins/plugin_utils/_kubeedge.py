@@ -399,3 +399,16 @@ def node_label_plan(nodes: Sequence[Mapping[str, Any]], wanted: Sequence[str], l
         "labels": label,
         "remove": {k: None for k in label},
     }
+
+
+def labelled_nodes(nodes: Sequence[Mapping[str, Any]], label: Any) -> List[str]:
+    """Names of the nodes (k8s_info resources) that carry every key of the label with its value:
+    the nodes a Deployment with this label as nodeSelector may run on."""
+    label = check_label(label)
+    names = []
+    for node in nodes:
+        metadata = node.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        if all(labels.get(key) == value for key, value in label.items()):
+            names.append(str(metadata.get("name")))
+    return sorted(names)

@@ -18,10 +18,20 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "kee
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (the check needs it)")
 
 
-def run(*args, timeout=10):
+def run(*args, timeout=10, drain_file="/nonexistent/cloudcore-ha-drain"):
     started = time.monotonic()
-    proc = subprocess.run(["/bin/sh", SCRIPT] + list(args), capture_output=True, timeout=timeout, check=False)
+    env = dict(os.environ, CLOUDCORE_HA_DRAIN_FILE=drain_file)
+    proc = subprocess.run(["/bin/sh", SCRIPT] + list(args), capture_output=True, timeout=timeout, check=False, env=env)
     return proc, time.monotonic() - started
+
+
+def test_drained_node_fails_even_when_cloudcore_answers(tls_server, tmp_path):
+    drain = tmp_path / "drain"
+    assert run(tls_server.url("/ca.crt"), "2", drain_file=str(drain))[0].returncode == 0
+    drain.touch()
+    proc, _unused = run(tls_server.url("/ca.crt"), "2", drain_file=str(drain))
+    assert proc.returncode == 1
+    assert proc.stdout == b"" and proc.stderr == b""
 
 
 def test_http_200_exits_0_quietly(tls_server):
