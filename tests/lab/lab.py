@@ -31,6 +31,11 @@ LOCK = "/run/ccha-lab.lock"
 CONTAINERS_CONF = os.path.join(HERE, "containers.conf")
 STANDIN_SRC = os.path.join(HERE, "standin")
 PROBE = os.path.join(HERE, "probe.py")
+KUBEAPI_DIR = os.path.join(LAB_DIR, "kubeapi")  # the API stand-in's --state-dir (PKI, state.json, logs)
+KUBECONFIG = os.path.join(LAB_DIR, "kubeconfig")  # for the controller: https://127.0.0.1:KUBEAPI_PORT
+# The Kubernetes API stand-in (tests/lab/kubeapi) needs cryptography, pyyaml and kubernetes-validate:
+# it runs with the project venv's Python (`make setup`), not with this standard-library CLI's.
+VENV_PYTHON = os.environ.get("CCHA_LAB_PYTHON") or os.path.join(REPO, ".venv", "bin", "python")
 
 PREFIX = "ccha-"
 LAB_NS = "ccha-lab"
@@ -42,15 +47,20 @@ SUBNET6 = ipaddress.ip_network("fd5c:c0e:213::/64")
 VIP4 = "10.213.102.100/24"
 VIP6 = "fd5c:c0e:213::100/64"
 EDGE_HOST = 200
+BRIDGE_HOST = 1  # br0 in the lab namespace: 10.213.102.1 / fd5c:c0e:213::1, where the API stand-in listens
 FOREIGN_HOST = 201  # reserved for a future "foreign host" namespace
 NODE_HOST_BASE = 10  # node k -> .1k / ::1k
 VRRP_ROUTER_ID = 51
 STANDIN_PORT = 10002
+KUBEAPI_PORT = 16443  # 127.0.0.1 in the root namespace (the controller)
+KUBEAPI_LAB_PORT = 6443  # the bridge's addresses in the lab namespace (the nodes)
+KUBE_CONTEXT = "ccha-lab"
+STANDIN_CONF_DIR = "/etc/cloudcore-standin"  # .lab/nodes/<node>/standin, bind-mounted read-only in the nodes
 DEBIAN = {12: "bookworm", 13: "trixie"}
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_PACKAGES = [
     "systemd-sysv", "dbus", "python3", "python3-apt", "iproute2", "curl", "procps",
-    "ca-certificates", "python3-cryptography", "python3-cffi-backend", "iputils-ping", "less",
+    "ca-certificates", "python3-cryptography", "python3-cffi-backend", "python3-yaml", "iputils-ping", "less",
 ]
 # Installed by the roles (or later scenarios) inside the nodes, from the lab's local apt repo.
 REPO_PACKAGES = ["keepalived", "nftables"]
@@ -81,13 +91,13 @@ def one_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def run(cmd, *, check=True, input=None, capture=True, env=None, timeout=None) -> subprocess.CompletedProcess:
+def run(cmd, *, check=True, input=None, capture=True, env=None, timeout=None, cwd=None) -> subprocess.CompletedProcess:
     log("$ " + " ".join(cmd))
     full_env = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
     if env:
         full_env.update(env)
     try:
-        proc = subprocess.run(cmd, input=input, text=True, env=full_env, timeout=timeout,
+        proc = subprocess.run(cmd, input=input, text=True, env=full_env, timeout=timeout, cwd=cwd,
                               stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                               stderr=subprocess.PIPE if capture else subprocess.DEVNULL, check=False)
     except FileNotFoundError as exc:
@@ -163,6 +173,7 @@ def model(count: int, debian: int) -> dict:
             "ipv4_cidr": f"{host4(host)}/{SUBNET4.prefixlen}", "ipv6_cidr": f"{host6(host)}/{SUBNET6.prefixlen}",
             "standin_dir": os.path.join(LAB_DIR, "nodes", name, "standin"),
         })
+    bridge4, bridge6 = host4(BRIDGE_HOST), host6(BRIDGE_HOST)
     return {
         "version": 1,
         "prefix": PREFIX,
@@ -170,6 +181,8 @@ def model(count: int, debian: int) -> dict:
         "image": image_name(debian),
         "lab_namespace": LAB_NS,
         "bridge": BRIDGE,
+        "bridge_ipv4": bridge4,
+        "bridge_ipv6": bridge6,
         "subnet_ipv4": str(SUBNET4),
         "subnet_ipv6": str(SUBNET6),
         "vip_ipv4": VIP4,
@@ -188,6 +201,18 @@ def model(count: int, debian: int) -> dict:
         "containers_conf": CONTAINERS_CONF,
         "probe": PROBE,
         "run_dir": RUN_DIR,
+        "kubeapi": {
+            "pid": None,
+            "url": f"https://127.0.0.1:{KUBEAPI_PORT}",
+            "kubeconfig": KUBECONFIG,
+            "context": KUBE_CONTEXT,
+            "lab_url": f"https://{bridge4}:{KUBEAPI_LAB_PORT}",
+            "lab_url_ipv6": f"https://[{bridge6}]:{KUBEAPI_LAB_PORT}",
+            "node_kubeconfig": f"{STANDIN_CONF_DIR}/kubeconfig",
+            "state_dir": KUBEAPI_DIR,
+            "log": os.path.join(KUBEAPI_DIR, "kubeapi.log"),
+            "python": VENV_PYTHON,
+        },
     }
 
 
@@ -242,6 +267,16 @@ def recipe_hash(debian: int) -> str:
     return sha(json.dumps([debian, IMAGE_PACKAGES, image_recipe(debian)], sort_keys=True))
 
 
+def packages_key() -> str:
+    """Part of every rootfs id: a rootfs (and the image and apt repo built on it) debootstrapped with
+    another package list is stale, and the next `up` debootstraps again."""
+    return "p" + sha(json.dumps(IMAGE_PACKAGES))[:8]
+
+
+def rid_current(rid: str | None) -> bool:
+    return bool(rid) and f"-{packages_key()}-" in rid
+
+
 def rootfs_dir(debian: int) -> str:
     return os.path.join(CACHE, f"debian{debian}", "rootfs")
 
@@ -265,7 +300,7 @@ def debootstrap(debian: int) -> str:
     start = time.monotonic()
     run(["debootstrap", "--variant=minbase", "--include=" + ",".join(IMAGE_PACKAGES),
          DEBIAN[debian], root, MIRROR], timeout=1800)
-    rid = f"{DEBIAN[debian]}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}"
+    rid = f"{DEBIAN[debian]}-{packages_key()}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}"
     with open(os.path.join(root, ".ccha-rootfs-id"), "w", encoding="utf-8") as handle:
         handle.write(rid + "\n")
     log(f"debootstrap done in {time.monotonic() - start:.1f}s")
@@ -441,11 +476,15 @@ def ensure_image_and_repo(debian: int) -> dict:
     timings = {}
     with open_cache_lock(debian):
         rid = rootfs_id(debian)
+        if rid is not None and not rid_current(rid):
+            log(f"rootfs {rid} was debootstrapped with another package list: debootstrap again")
+            rid = None
         labels = image_labels(image_name(debian))
         stamp = repo_stamp(debian)
         image_rid = (labels or {}).get("ccha.rootfs")
-        image_ok = labels is not None and labels.get("ccha.recipe") == recipe_hash(debian)
-        repo_ok = (stamp is not None and stamp.get("packages") == REPO_PACKAGES
+        image_ok = (labels is not None and labels.get("ccha.recipe") == recipe_hash(debian)
+                    and rid_current(image_rid))
+        repo_ok = (stamp is not None and stamp.get("packages") == REPO_PACKAGES and rid_current(stamp.get("rootfs_id"))
                    and os.path.exists(os.path.join(apt_repo_dir(debian), "Packages")))
         if image_ok and repo_ok and image_rid != stamp.get("rootfs_id"):
             image_ok = repo_ok = False  # built from different debootstraps: rebuild both
@@ -494,7 +533,9 @@ def openssl(*args) -> None:
     run(["openssl", *args])
 
 
-def ensure_pki(state: dict) -> None:
+def ensure_pki(state: dict) -> list[str]:
+    """The lab CA, each node's file certificate and standin.json; return the nodes whose standin.json changed."""
+    changed = []
     pki = os.path.dirname(state["pki"]["ca_crt"])
     os.makedirs(pki, mode=0o700, exist_ok=True)
     ca_crt, ca_key = state["pki"]["ca_crt"], state["pki"]["ca_key"]
@@ -527,12 +568,19 @@ def ensure_pki(state: dict) -> None:
             with open(marker, "w", encoding="utf-8") as handle:
                 handle.write(san_text + sha(open(ca_crt).read()))
         shutil.copyfile(ca_crt, os.path.join(directory, "ca.crt"))
-        config = {"node": node["name"], "port": state["standin_port"], "cert_source": "files",
-                  "cert_dir": "/etc/cloudcore-standin"}
-        with open(os.path.join(directory, "standin.json"), "w", encoding="utf-8") as handle:
-            json.dump(config, handle, indent=2)
-            handle.write("\n")
+        # "kubernetes": act like CloudCore toward the API stand-in (casecret/cloudcoresecret from the
+        # ConfigMap's advertiseAddress); the files above are served while there is no ConfigMap.
+        config = {"node": node["name"], "port": state["standin_port"], "cert_source": "kubernetes",
+                  "cert_dir": STANDIN_CONF_DIR, "kubeconfig": state["kubeapi"]["node_kubeconfig"],
+                  "poll_seconds": 2}
+        text = json.dumps(config, indent=2) + "\n"
+        path = os.path.join(directory, "standin.json")
+        if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            changed.append(node["name"])
         os.chmod(key, 0o600)
+    return changed
 
 
 # --------------------------------------------------------------------------- network
@@ -565,6 +613,13 @@ def ensure_network(state: dict) -> None:
         batch.append(f"link add {BRIDGE} type bridge mcast_snooping 0")
     batch.append(f"link set {BRIDGE} up")
     run(["ip", "-n", LAB_NS, "-batch", "-"], input="\n".join(batch) + "\n")
+    # The bridge's own addresses: where the Kubernetes API stand-in listens for the nodes (the lab
+    # namespace has IPv6 off by default for the bridge ports; the bridge itself gets it back).
+    run(["ip", "netns", "exec", LAB_NS, "sysctl", "-q", "-w", f"net.ipv6.conf.{BRIDGE}.disable_ipv6=0",
+         f"net.ipv6.conf.{BRIDGE}.accept_dad=0"])
+    run(["ip", "-n", LAB_NS, "-batch", "-"], input=(
+        f"addr replace {state['bridge_ipv4']}/{SUBNET4.prefixlen} dev {BRIDGE}\n"
+        f"addr replace {state['bridge_ipv6']}/{SUBNET6.prefixlen} dev {BRIDGE} nodad\n"))
     members = [(n["namespace"], n["lab_veth"], n["ipv4"], n["ipv6"]) for n in state["nodes"]]
     edge = state["edge"]
     members.append((edge["namespace"], edge["lab_veth"], edge["ipv4"], edge["ipv6"]))
@@ -703,6 +758,132 @@ def wait_standins(state: dict, timeout: float = 30) -> None:
             time.sleep(0.3)
 
 
+# --------------------------------------------------------------------------- Kubernetes API stand-in
+
+KUBEAPI_PIDFILE = os.path.join(RUN_DIR, "kubeapi.pid")
+
+
+def require_venv() -> None:
+    if not os.access(VENV_PYTHON, os.X_OK):
+        raise LabError(f"{VENV_PYTHON} not found: run `make setup` first "
+                       "(the lab's Kubernetes API stand-in runs with the project venv)")
+
+
+def read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_private(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def kubeapi_pid() -> int | None:
+    """The API stand-in `up` started (pid file with start time) if it still runs."""
+    try:
+        with open(KUBEAPI_PIDFILE, encoding="utf-8") as handle:
+            fields = handle.read().split()
+        pid = int(fields[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if len(fields) < 2 or pid_start_time(pid) != fields[1] or is_zombie(pid):
+        return None
+    return pid
+
+
+def kubeapi_command(state: dict) -> list[str]:
+    nodes = ",".join(f"{n['name']}={n['ipv4']}" for n in state["nodes"])
+    return [VENV_PYTHON, "-m", "kubeapi", "serve", "--state-dir", KUBEAPI_DIR,
+            "--listen", f"127.0.0.1:{KUBEAPI_PORT}",
+            "--listen-netns", f"{LAB_NS}:{state['bridge_ipv4']}:{KUBEAPI_LAB_PORT}",
+            "--listen-netns", f"{LAB_NS}:[{state['bridge_ipv6']}]:{KUBEAPI_LAB_PORT}",
+            "--nodes", nodes, "--control-plane-ip", state["bridge_ipv4"],
+            "--state-file", os.path.join(KUBEAPI_DIR, "state.json"),
+            "--access-log", os.path.join(KUBEAPI_DIR, "access.log")]
+
+
+def ensure_kubeapi(state: dict) -> int:
+    """Start the Kubernetes API stand-in (or keep the running one); write the kubeconfigs; return its pid.
+
+    One process, in the root namespace: 127.0.0.1:KUBEAPI_PORT for the controller, and sockets opened
+    inside the lab namespace (setns) on the bridge's addresses, port KUBEAPI_LAB_PORT, for the nodes.
+    """
+    require_venv()
+    cmd = kubeapi_command(state)
+    os.makedirs(KUBEAPI_DIR, mode=0o700, exist_ok=True)
+    os.makedirs(RUN_DIR, exist_ok=True)
+    ready_path = os.path.join(KUBEAPI_DIR, "ready.json")
+    cmd_path = os.path.join(KUBEAPI_DIR, "command.json")
+    pid = kubeapi_pid()
+    ready = read_json(ready_path) if pid else None
+    started = pid is None or not ready or ready.get("pid") != pid or read_json(cmd_path) != cmd
+    if started:
+        if pid is not None:
+            terminate({pid})
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(ready_path)
+        start = time.monotonic()
+        log_path = state["kubeapi"]["log"]
+        log("$ " + " ".join(cmd))
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(cmd, cwd=HERE, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # outlives this command; `down` stops it
+        pid = proc.pid
+        with open(KUBEAPI_PIDFILE, "w", encoding="utf-8") as handle:
+            handle.write(f"{pid} {pid_start_time(pid)}\n")
+        with open(cmd_path, "w", encoding="utf-8") as handle:
+            json.dump(cmd, handle)
+        deadline = time.monotonic() + 30
+        while True:
+            ready = read_json(ready_path)
+            if ready and ready.get("pid") == pid:
+                break
+            code = proc.poll()
+            if code is not None or time.monotonic() > deadline:
+                last = ""
+                with contextlib.suppress(OSError):
+                    last = one_line(open(log_path, encoding="utf-8", errors="replace").read()[-4000:])
+                what = f"exited with {code}" if code is not None else "not ready after 30s"
+                raise LabError(f"Kubernetes API stand-in {what}: {last or 'no output'} (log {log_path})")
+            time.sleep(0.05)
+        log(f"Kubernetes API stand-in pid {pid} ready in {time.monotonic() - start:.1f}s")
+    # kubeapi wrote a kubeconfig for its first listener (127.0.0.1): the controller's. The nodes' one
+    # names the lab address; same PKI (kept in the state dir), so a restarted server keeps them valid.
+    with open(os.path.join(KUBEAPI_DIR, "kubeconfig"), encoding="utf-8") as handle:
+        write_private(KUBECONFIG, handle.read())
+    node_files = [os.path.join(n["standin_dir"], "kubeconfig") for n in state["nodes"]]
+    if started or not all(os.path.exists(f) for f in node_files):
+        text = run([VENV_PYTHON, "-m", "kubeapi", "kubeconfig", "--state-dir", KUBEAPI_DIR,
+                    "--server", state["kubeapi"]["lab_url"]], cwd=HERE).stdout
+        for path in node_files:
+            write_private(path, text)
+    return pid
+
+
+def kubeapi_strays() -> set[int]:
+    """API stand-ins serving this lab's state dir whose pid file is gone (an interrupted `up`)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                args = handle.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "kubeapi" in args and "serve" in args and "--state-dir" in args:
+            index = args.index("--state-dir")
+            if index + 1 < len(args) and os.path.realpath(args[index + 1]) == os.path.realpath(KUBEAPI_DIR):
+                pids.add(int(entry))
+    return pids
+
+
 # --------------------------------------------------------------------------- inventory
 
 def write_inventory(state: dict) -> None:
@@ -723,7 +904,13 @@ def write_inventory(state: dict) -> None:
                      f"cloudcore_vip: {state['vip_ipv4']}\n"
                      f"# cloudcore_vip: {state['vip_ipv6']}   # the lab's IPv6 VIP\n"
                      f"cloudcore_vrrp_router_id: {state['vrrp_router_id']}\n"
-                     f"cloudcore_vrrp_interface: {NODE_IF}\n")
+                     f"cloudcore_vrrp_interface: {NODE_IF}\n"
+                     "# the lab's Kubernetes API stand-in, from the controller (127.0.0.1)\n"
+                     f"cloudcore_kubeconfig: {state['kubeapi']['kubeconfig']}\n"
+                     f"cloudcore_kube_context: {state['kubeapi']['context']}\n"
+                     "# the controller (root namespace) must not address the lab subnet: probe the VIP\n"
+                     "# from the nodes instead\n"
+                     "verify_probe_from_controller: false\n")
     for node in state["nodes"]:
         with open(os.path.join(inv, "host_vars", f"{node['name']}.yml"), "w", encoding="utf-8") as handle:
             handle.write("# Generated by tests/lab/lab up -- lab-only facts live only in the lab inventory\n"
@@ -811,8 +998,8 @@ def client_pids() -> set[int]:
 
 
 def down(quiet: bool = False) -> None:
-    # 1. every lab client process (probes, aux stand-ins, anything run with ip netns exec)
-    terminate(client_pids())
+    # 1. every lab client process (probes, the API stand-in, anything run with ip netns exec)
+    terminate(client_pids() | kubeapi_strays())
     # 2. containers named ccha-*, whoever created them
     if shutil.which("podman"):
         names = sorted(container_states())
@@ -837,7 +1024,7 @@ def down(quiet: bool = False) -> None:
                 run(["ip", "link", "del", dev], check=False)
     umount_under(CACHE)
     for path in (STATE, os.path.join(LAB_DIR, "inventory"), os.path.join(LAB_DIR, "nodes"),
-                 os.path.join(LAB_DIR, "pki"), RUN_DIR):
+                 os.path.join(LAB_DIR, "pki"), RUN_DIR, KUBEAPI_DIR, KUBECONFIG):
         if os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
         elif os.path.exists(path):
@@ -863,6 +1050,7 @@ def cmd_up(args) -> str:
     require_root_and_tools("podman", "ip", "openssl", "tar", "nft")
     if args.debian not in DEBIAN:
         raise LabError(f"--debian must be one of {sorted(DEBIAN)}")
+    require_venv()
     start = time.monotonic()
 
     def terminated(signum, frame):
@@ -889,13 +1077,20 @@ def cmd_up(args) -> str:
             state = model(args.nodes, args.debian)
             state["containers_started"] = not args.no_containers
             state["containers"] = {n["container"]: run_spec(state, n) for n in state["nodes"]}
-            ensure_pki(state)
+            changed = ensure_pki(state)
             ensure_network(state)
+            start_api = time.monotonic()
+            state["kubeapi"]["pid"] = ensure_kubeapi(state)
+            timings["kubeapi"] = time.monotonic() - start_api
             write_inventory(state)
             state["created"] = (previous or {}).get("created") or time.time()
             write_state(state)
             if not args.no_containers:
+                running = {name for name, status in container_states().items() if status == "running"}
                 ensure_containers(state)
+                for node in state["nodes"]:  # a running stand-in reads standin.json only when it starts
+                    if node["name"] in changed and node["container"] in running:
+                        exec_node(node, "systemctl", "restart", "cloudcore-standin")
                 wait_standins(state)
         except BaseException:
             if built:
@@ -909,7 +1104,7 @@ def cmd_up(args) -> str:
     extra = "".join(f" {k}={v:.1f}s" for k, v in timings.items())
     mode = " (no containers)" if args.no_containers else ""
     return (f"lab up{mode}: {args.nodes} nodes {state['nodes'][0]['name']}..{state['nodes'][-1]['name']} "
-            f"debian{args.debian} VIP {VIP4} (IPv6 {VIP6}) edge {EDGE_NS} in {time.monotonic() - start:.1f}s{extra}")
+            f"debian{args.debian} VIP {VIP4} (IPv6 {VIP6}) edge {EDGE_NS} API {state['kubeapi']['url']} in {time.monotonic() - start:.1f}s{extra}")
 
 
 def cmd_down(args) -> str:

@@ -2,10 +2,13 @@
 
 The tests marked ``lab`` bring a 3-node lab up and take it DOWN at the end (an existing lab is
 reused if it has the same shape, and removed afterwards). Everything that sends traffic runs
-inside a lab namespace (ip netns exec / podman exec), never in the root namespace.
+inside a lab namespace (ip netns exec / podman exec), never in the root namespace -- except the
+Kubernetes client, which talks to the API stand-in on 127.0.0.1 through .lab/kubeconfig.
 """
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +19,7 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 LAB = os.path.join(HERE, "lab")
 PROBE = os.path.join(HERE, "probe.py")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
@@ -23,8 +27,9 @@ CAN_RUN_LAB = os.geteuid() == 0 and shutil.which("podman") is not None and shuti
 needs_lab = pytest.mark.skipif(not CAN_RUN_LAB, reason="the lab needs root, podman and iproute2")
 
 
-def lab(*args, timeout=600):
-    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=timeout, check=False)
+def lab(*args, timeout=600, env=None):
+    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=timeout, check=False,
+                          env=dict(os.environ, **(env or {})))
 
 
 def sh(*cmd, timeout=60):
@@ -80,6 +85,13 @@ def test_up_refuses_non_root():
     assert "root" in proc.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="up checks root first")
+def test_up_without_the_venv_says_make_setup():
+    proc = lab("up", env={"CCHA_LAB_PYTHON": "/nonexistent/venv/bin/python"})
+    one_error_line(proc)
+    assert "make setup" in proc.stderr
+
+
 @needs_lab
 @pytest.mark.lab
 def test_down_on_nothing():
@@ -111,6 +123,9 @@ def test_up_is_idempotent(up):
     proc = lab("up", "--nodes", "3")
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 1
+    with open(os.path.join(up["lab_dir"], "lab.json"), encoding="utf-8") as handle:
+        again = json.load(handle)
+    assert again["kubeapi"]["pid"] == up["kubeapi"]["pid"]  # the running API stand-in is kept
 
 
 @pytest.mark.lab
@@ -186,6 +201,9 @@ def test_inventory(up):
     assert all(n["name"] + ":" in hosts for n in up["nodes"])
     group = open(os.path.join(inv, "group_vars", "cloudcore.yml"), encoding="utf-8").read()
     assert "cloudcore_vip: 10.213.102.100/24" in group and "cloudcore_vrrp_router_id: 51" in group
+    kubeconfig = up["kubeapi"]["kubeconfig"]
+    assert kubeconfig == os.path.join(up["lab_dir"], "kubeconfig") and os.path.isabs(kubeconfig)
+    assert f"cloudcore_kubeconfig: {kubeconfig}\n" in group and "cloudcore_kube_context: ccha-lab\n" in group
     host = open(os.path.join(inv, "host_vars", "ccha-node2.yml"), encoding="utf-8").read()
     assert "lab_address_ipv4: 10.213.102.12" in host and "cloudcore_node_name: ccha-node2" in host
 
@@ -266,8 +284,141 @@ def test_fault_and_heal_restart(up):
     assert wait_for(lambda: edge_probe(node["ipv4"], timeout=1).returncode == 0, 15)
 
 
+# ----------------------------------------------------------------- the Kubernetes API stand-in
+
+KUBE_NS = "kubeedge"
+
+
+@pytest.fixture(scope="module")
+def kube(up):
+    kubernetes = pytest.importorskip("kubernetes")
+    api = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(up["kubeapi"]["kubeconfig"]))
+    yield api
+    with contextlib.suppress(Exception):  # normally gone already (test_standin_back_to_files, down)
+        api.delete_namespace(KUBE_NS, _request_timeout=3)
+
+
+def cloudcore_configmap(kube, addresses, dns=(), create=True):
+    from kubernetes import client
+
+    text = ("apiVersion: cloudcore.config.kubeedge.io/v1alpha2\nkind: CloudCore\nmodules:\n  cloudHub:\n"
+            f"    advertiseAddress: {json.dumps(list(addresses))}\n    dnsNames: {json.dumps(list(dns))}\n"
+            "    https:\n      port: 10002\n")
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cloudcore", namespace=KUBE_NS),
+                              data={"cloudcore.yaml": text})
+    if create:
+        kube.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=KUBE_NS)))
+        kube.create_namespaced_config_map(KUBE_NS, body)
+    else:
+        kube.replace_namespaced_config_map("cloudcore", KUBE_NS, body)
+
+
+def read_secret(kube, name):
+    from kubernetes.client.rest import ApiException
+
+    try:
+        return kube.read_namespaced_secret(name, KUBE_NS)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def secret_sans(secret) -> set[str]:
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(base64.b64decode(secret.data["cloudcoredata"]))
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {f"IP:{v}" for v in ext.get_values_for_type(x509.IPAddress)} | \
+        {f"DNS:{v}" for v in ext.get_values_for_type(x509.DNSName)}
+
+
+def probed_sans(address) -> set[str] | None:
+    proc = lab("probe", "--address", address, "--timeout", "2")
+    if proc.returncode != 0:
+        return None
+    return set(proc.stdout.split()[1].split("=", 1)[1].split(","))
+
+
+def standin_journal(node) -> str:
+    return sh("podman", "exec", node, "journalctl", "-u", "cloudcore-standin", "-o", "cat", "--no-pager").stdout
+
+
+@pytest.mark.lab
+def test_kubeapi_from_the_controller(up, kube):
+    assert up["kubeapi"]["url"] == "https://127.0.0.1:16443"
+    assert up["kubeapi"]["lab_url"] == "https://10.213.102.1:6443"
+    assert os.path.exists(f"/proc/{up['kubeapi']['pid']}")
+    nodes = {n.metadata.name: n for n in kube.list_node().items}
+    assert set(nodes) == {"ccha-control-plane", "ccha-node1", "ccha-node2", "ccha-node3"}
+    for node in up["nodes"]:
+        addresses = {a.type: a.address for a in nodes[node["name"]].status.addresses}
+        assert addresses["InternalIP"] == node["ipv4"]
+    with open(os.path.join(up["lab_dir"], "run", "kubeapi.pid"), encoding="utf-8") as handle:
+        assert int(handle.read().split()[0]) == up["kubeapi"]["pid"]
+
+
+@pytest.mark.lab
+def test_kubeapi_from_the_nodes(up):
+    code = ("import sys; sys.path.insert(0, '/opt/cloudcore-standin'); import kubeclient, yaml; "
+            "c = kubeclient.KubeClient('/etc/cloudcore-standin/kubeconfig'); "
+            "print(c.server, c.get('/api/v1/nodes/ccha-control-plane')['metadata']['name'])")
+    for node in up["nodes"]:
+        proc = sh("podman", "exec", node["name"], "python3", "-c", code)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["https://10.213.102.1:6443", "ccha-control-plane"]
+    # the IPv6 listener, from the edge namespace
+    proc = sh("ip", "netns", "exec", "ccha-edge", PYTHON, "-c",
+              "import socket; socket.create_connection(('fd5c:c0e:213::1', 6443), 2).close(); print('ok')")
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.lab
+def test_standin_signs_the_certificate_from_the_configmap(up, kube):
+    assert read_secret(kube, "cloudcoresecret") is None
+    cloudcore_configmap(kube, ["10.213.102.100"])
+    started = time.monotonic()
+    secret = wait_for(lambda: read_secret(kube, "cloudcoresecret"), 10)
+    assert secret is not None, "no Secret kubeedge/cloudcoresecret after 10 s"
+    print(f"cloudcoresecret after {time.monotonic() - started:.1f}s")
+    assert secret_sans(secret) == {"IP:10.213.102.100"}
+    assert set(read_secret(kube, "casecret").data) == {"cadata", "cakeydata"}
+    for node in up["nodes"]:  # every node serves the one certificate (the racing ones read it: 409)
+        assert wait_for(lambda: probed_sans(node["ipv4"]) == {"IP:10.213.102.100"}, 10), probed_sans(node["ipv4"])
+    created = [n["name"] for n in up["nodes"]
+               if "created Secret kubeedge/cloudcoresecret" in standin_journal(n["name"])]
+    assert len(created) == 1, created
+
+
+@pytest.mark.lab
+def test_standin_follows_a_rotation(up, kube):
+    old = read_secret(kube, "cloudcoresecret")
+    assert old is not None
+    # as the manifests role does it: the new ConfigMap first, then the Secret goes (and a restart)
+    cloudcore_configmap(kube, ["10.213.102.101", "fd5c:c0e:213::101"], ["cloudcore.lab.example"], create=False)
+    time.sleep(2.5)
+    assert read_secret(kube, "cloudcoresecret").metadata.uid == old.metadata.uid  # signed only when missing
+    kube.delete_namespaced_secret("cloudcoresecret", KUBE_NS)
+    new = wait_for(lambda: (s := read_secret(kube, "cloudcoresecret")) is not None
+                   and s.metadata.uid != old.metadata.uid and s, 10)
+    assert new, "no new Secret kubeedge/cloudcoresecret after 10 s"
+    wanted = {"IP:10.213.102.101", "IP:fd5c:c0e:213::101", "DNS:cloudcore.lab.example"}
+    assert secret_sans(new) == wanted
+    for node in up["nodes"]:
+        assert wait_for(lambda: probed_sans(node["ipv4"]) == wanted, 10), probed_sans(node["ipv4"])
+        assert probed_sans(node["ipv6"]) == wanted
+
+
+@pytest.mark.lab
+def test_standin_back_to_files_without_the_namespace(up, kube):
+    kube.delete_namespace(KUBE_NS)
+    for node in up["nodes"]:
+        assert wait_for(lambda: f"IP:{node['ipv4']}" in (probed_sans(node["ipv4"]) or ()), 10)
+
+
 @pytest.mark.lab
 def test_zz_down_leaves_nothing(up):
+    api_pid = up["kubeapi"]["pid"]
     # a stray client inside a lab namespace must be killed by down
     stray = subprocess.Popen(["ip", "netns", "exec", "ccha-edge", "sleep", "300"])
     try:
@@ -285,3 +436,27 @@ def test_zz_down_leaves_nothing(up):
     assert sh("ip", "route", "show", up["subnet_ipv4"]).stdout.strip() == ""
     assert sh("ip", "-6", "route", "show", up["subnet_ipv6"]).stdout.strip() == ""
     assert not os.path.exists(os.path.join(up["lab_dir"], "lab.json"))
+    # the API stand-in: no process, no socket, no files
+    assert process_gone(api_pid)
+    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and not process_gone(int(pid))
+                and os.path.join(up["lab_dir"], "kubeapi").encode() in read_cmdline(pid)]
+    assert ":16443 " not in sh("ss", "-Hltn").stdout
+    for name in ("kubeconfig", "kubeapi", "run"):
+        assert not os.path.exists(os.path.join(up["lab_dir"], name)), name
+
+
+def read_cmdline(pid) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def process_gone(pid: int) -> bool:
+    """Not running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
