@@ -39,7 +39,8 @@ def _cluster(nodes_result, deployment_result):
     if not nodes_result:
         return None
     if nodes_result.get("failed") or "resources" not in nodes_result:
-        return ClusterObservation(reachable=False, error=str(nodes_result.get("msg", "")).splitlines()[0][:300])
+        first_line = (str(nodes_result.get("msg") or "no answer").splitlines() or ["no answer"])[0]
+        return ClusterObservation(reachable=False, error=first_line[:300])
     names = tuple(item.get("metadata", {}).get("name", "") for item in nodes_result["resources"])
     deployed = bool((deployment_result or {}).get("resources"))
     return ClusterObservation(reachable=True, node_names=names, cloudcore_deployed=deployed)

@@ -95,7 +95,7 @@ def vip_problems(vip: object, interface_addresses: Sequence[object] = (), node_a
         elif not any(ip in a.network for a in same_family):
             problems.append(Problem(variable, vip, "is outside the subnets%s (%s): the VIP must be in the subnet the"
                                     " interface is attached to, or nobody on the segment can reach it"
-                                    % (where, ", ".join(str(a.network) for a in same_family))))
+                                    % (where, ", ".join(sorted({str(a.network) for a in same_family})))))
 
     nodes, bad = _interfaces(node_addresses, "node addresses")
     problems.extend(bad)
@@ -306,8 +306,13 @@ def site_problems(settings: Dict[str, object], nodes: Sequence[NodeObservation],
     vip, _vip_problems = parse_vip(settings.get("cloudcore_vip"))
     if vip is not None:
         all_addresses = _node_addresses(nodes, vip)
+        reported = {(p.variable, repr(p.value), p.rule) for p in problems}
         for node in nodes:
-            problems += _node_network_problems(settings, node, all_addresses)
+            for problem in _node_network_problems(settings, node, all_addresses):
+                # A rule that does not depend on the host (e.g. "is the network address") is reported once.
+                general_rule = problem.rule.split(": ", 1)[-1]
+                if (problem.variable, repr(problem.value), general_rule) not in reported:
+                    problems.append(problem)
         answered = [node.host for node in nodes if node.vip_ping_rc == 0]
         if answered and not vip_holders({n.host: {"ansible_facts": n.facts} for n in nodes}, hosts, str(vip)):
             problems.append(Problem("cloudcore_vip", settings.get("cloudcore_vip"), (

@@ -61,12 +61,13 @@ class PlaybookRun:
 
 
 def run_playbook(playbook: str, *extra: str, inventory: str = INVENTORY, env: Optional[dict] = None,
-                 timeout: float = 900) -> PlaybookRun:
+                 timeout: float = 900, cwd: str = ROOT) -> PlaybookRun:
     started = time.monotonic()
     run_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_FORCE_COLOR="0", **(env or {}))
+                   ANSIBLE_FORCE_COLOR="0")
+    run_env.update(env or {})
     proc = subprocess.run(["ansible-playbook", "-i", inventory, playbook, *extra], capture_output=True, text=True,
-                          cwd=ROOT, env=run_env, timeout=timeout, check=False)
+                          cwd=cwd, env=run_env, timeout=timeout, check=False)
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
 
 

@@ -10,17 +10,22 @@ from conftest import ROOT, run_playbook
 
 
 def test_installed_collection_runs_site(first_site_run, tmp_path):
+    kubernetes_core = sorted(glob.glob(os.path.join(ROOT, ".build", "dist", "kubernetes-core-*.tar.gz")))
+    assert kubernetes_core, "run scripts/build-install first (it packs kubernetes.core)"
+    collections = tmp_path / "collections"
+    podman = os.path.join(ROOT, ".build", "deps")  # containers.podman: the lab's connection plugin
+    # Away from the checkout and its ansible.cfg: only the installed collection can be found.
+    config = tmp_path / "ansible.cfg"
+    config.write_text("[defaults]\ncollections_path = %s:%s\n" % (collections, podman))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(config), ANSIBLE_COLLECTIONS_PATH="%s:%s" % (collections, podman))
     dist = tmp_path / "dist"
     subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(dist), ROOT], check=True,
-                   capture_output=True)
-    collections = tmp_path / "collections"
-    deps = os.path.join(ROOT, ".build", "dist")
-    kubernetes_core = sorted(glob.glob(os.path.join(deps, "kubernetes-core-*.tar.gz")))
-    assert kubernetes_core, "run scripts/build-install first (it packs kubernetes.core)"
+                   capture_output=True, env=env, cwd=str(tmp_path))
     subprocess.run(["ansible-galaxy", "collection", "install", "--offline", "-p", str(collections),
-                    kubernetes_core[-1], *glob.glob(str(dist / "cloudcore-ha-*.tar.gz"))], check=True, capture_output=True)
-    podman = os.path.join(ROOT, ".build", "deps")  # containers.podman: the lab's connection plugin
-    run = run_playbook("cloudcore.ha.site", env={"ANSIBLE_COLLECTIONS_PATH": "%s:%s" % (collections, podman),
-                                                 "ANSIBLE_CONFIG": os.devnull})
+                    kubernetes_core[-1], *glob.glob(str(dist / "cloudcore-ha-*.tar.gz"))], check=True,
+                   capture_output=True, env=env, cwd=str(tmp_path))
+    assert os.path.isfile(collections / "ansible_collections" / "cloudcore" / "ha" / "playbooks" / "site.yml")
+    run = run_playbook("cloudcore.ha.site", cwd=str(tmp_path), env={
+        "ANSIBLE_COLLECTIONS_PATH": env["ANSIBLE_COLLECTIONS_PATH"], "ANSIBLE_CONFIG": str(config)})
     assert run.rc == 0, run.output[-4000:]
     assert set(run.changed.values()) == {0}, run.changed

@@ -120,3 +120,9 @@ def test_cluster_unreachable_and_missing_node():
 def test_vip_holders_reads_secondary_addresses():
     hostvars = {"n1": {"ansible_facts": facts("10.1.0.11", vip_held=True)}, "n2": {"ansible_facts": facts("10.1.0.12")}}
     assert vip_holders(hostvars, ["n1", "n2"], "10.1.0.100/24") == ["n1"]
+
+
+def test_a_rule_that_does_not_depend_on_the_host_is_reported_once():
+    problems = site_problems(dict(SETTINGS, cloudcore_vip="10.1.0.0/24"), NODES, CLUSTER)
+    assert [p.msg for p in problems] == [
+        "cloudcore_vip='10.1.0.0/24': is the network address of 10.1.0.0/24; pick a host address"]
