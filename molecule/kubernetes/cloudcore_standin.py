@@ -29,69 +29,25 @@ import hashlib
 import ipaddress
 import json
 import os
-import secrets
 import sys
 import time
 import urllib.parse
 
 import urllib3
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+# The CA and server certificates exactly as CloudCore makes them: shared with the lab's CloudCore
+# stand-in (tests/lab/standin/kubeedge_pki.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "lab", "standin"))
+from kubeedge_pki import new_ca, sign_server  # noqa: E402  pylint: disable=wrong-import-position
+
 NS = "kubeedge"
-YEAR100 = datetime.timedelta(days=364 * 100)
 
 
 def log(msg: str) -> None:
     print("%s %s" % (datetime.datetime.now().strftime("%H:%M:%S"), msg), flush=True)
-
-
-def _sec1(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
-
-
-def new_ca() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "KubeEdge")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1024).not_valid_before(now).not_valid_after(now + YEAR100)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=True,
-                                         content_commitment=False, data_encipherment=False, key_agreement=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.DER), _sec1(key)
-
-
-def sign_server(ca_der: bytes, ca_key_der: bytes, ips: list[str], dns: list[str]) -> tuple[bytes, bytes]:
-    ca = x509.load_der_x509_certificate(ca_der)
-    ca_key = serialization.load_der_private_key(ca_key_der, password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips] + [x509.DNSName(d) for d in dns]
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "KubeEdge"),
-                                        x509.NameAttribute(NameOID.COMMON_NAME, "KubeEdge")]))
-               .issuer_name(ca.subject).public_key(key.public_key())
-               .serial_number(secrets.randbelow(2 ** 63 - 1) + 1)
-               .not_valid_before(now).not_valid_after(now + YEAR100)
-               .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=False,
-                                            content_commitment=False, data_encipherment=False, key_agreement=False,
-                                            crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return cert.public_bytes(serialization.Encoding.DER), _sec1(key)
 
 
 def b64(data: bytes) -> str:
