@@ -139,22 +139,27 @@ def _check_failover(failover: object) -> str:
     return str(failover)
 
 
+def _distinct_pinned(pinned: Dict[str, int], hosts: object) -> Dict[str, int]:
+    """Pinned priorities, refused when two nodes share one: keepalived would then decide by the
+    higher IP address, not by the plan."""
+    by_value = {}  # type: Dict[int, List[str]]
+    for name, priority in pinned.items():
+        by_value.setdefault(priority, []).append(name)
+    clashes = ["%s=%d" % ("/".join(sorted(group)), value)
+               for value, group in sorted(by_value.items(), reverse=True) if len(group) > 1]
+    if clashes:
+        raise VrrpPlanError(
+            "hosts", hosts,
+            "pinned priorities must be distinct (%s): equal priorities are decided by the"
+            " higher IP address, not by the plan; give each node its own priority" % ", ".join(clashes))
+    return dict(pinned)
+
+
 def _fault_plan(names: List[str], pinned: Optional[Dict[str, int]], hosts: object) -> Dict[str, NodePlan]:
     if pinned is None:
         priorities = {n: FAULT_TOP_PRIORITY - FAULT_PRIORITY_STEP * i for i, n in enumerate(names)}
     else:
-        by_value = {}  # type: Dict[int, List[str]]
-        for name, priority in pinned.items():
-            by_value.setdefault(priority, []).append(name)
-        clashes = ["%s=%d" % ("/".join(sorted(group)), value)
-                   for value, group in sorted(by_value.items(), reverse=True) if len(group) > 1]
-        if clashes:
-            raise VrrpPlanError(
-                "hosts", hosts,
-                "pinned priorities must be distinct (%s): equal priorities are decided by the"
-                " higher IP address, not by the plan; give each node its own priority"
-                % ", ".join(clashes))
-        priorities = dict(pinned)
+        priorities = _distinct_pinned(pinned, hosts)
     # weight 0: a failing check puts the node in FAULT, the VIP moves once; nopreempt keeps it
     # where it landed when the failed node heals (no failback outage). nopreempt needs BACKUP.
     return {n: NodePlan(priorities[n], "BACKUP", True, 0) for n in names}
@@ -165,17 +170,7 @@ def _weighted_plan(names: List[str], pinned: Optional[Dict[str, int]], weight: o
     if pinned is None:
         priorities = {n: WEIGHTED_TOP_PRIORITY - i for i, n in enumerate(names)}
     else:
-        by_value = {}  # type: Dict[int, List[str]]
-        for name, priority in pinned.items():
-            by_value.setdefault(priority, []).append(name)
-        clashes = ["%s=%d" % ("/".join(sorted(group)), value)
-                   for value, group in sorted(by_value.items(), reverse=True) if len(group) > 1]
-        if clashes:
-            raise VrrpPlanError(
-                "hosts", hosts,
-                "pinned priorities must be distinct (%s): equal effective priorities are decided"
-                " by the higher IP address; give each node its own priority" % ", ".join(clashes))
-        priorities = dict(pinned)
+        priorities = _distinct_pinned(pinned, hosts)
     p_max = max(priorities.values())
     p_min = min(priorities.values())
     gap = p_max - p_min
