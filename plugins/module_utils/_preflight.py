@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from ansible_collections.cloudcore.ha.plugins.module_utils._firewall import FIREWALL_CHOICES
 from ansible_collections.cloudcore.ha.plugins.module_utils._topology import interface_addresses, vip_holders
 from ansible_collections.cloudcore.ha.plugins.module_utils._vrrp import (
     AUTH_PASS_MAX,
@@ -295,6 +296,8 @@ def site_problems(settings: Dict[str, object], nodes: Sequence[NodeObservation],
         "cloudcore_failover", "cloudcore_vrrp_mode") if key in settings}
     inputs["nodes"] = hosts
     problems = preflight_problems(inputs)
+    if "keepalived_firewall" in settings:
+        problems += choice_problems(settings["keepalived_firewall"], FIREWALL_CHOICES, "keepalived_firewall")
     if priority_problem:
         problems.append(Problem("keepalived_priorities", settings.get("keepalived_priorities"), priority_problem))
 

@@ -60,6 +60,7 @@ def test_a_good_site_has_no_problem():
     ({"cloudcore_vrrp_auth_pass": "123456789"}, "cloudcore_vrrp_auth_pass", "at most 8 characters"),
     ({"cloudcore_failover": "sometimes"}, "cloudcore_failover", "unknown"),
     ({"cloudcore_vrrp_mode": "broadcast"}, "cloudcore_vrrp_mode", "unknown"),
+    ({"keepalived_firewall": "iptables"}, "keepalived_firewall", "use one of: auto, none, firewalld, ufw, nftables"),
     ({"cloudcore_node_label": {"bad key!": "x"}}, "cloudcore_node_label", "label"),
     ({"keepalived_priorities": {"n1": 100, "n2": 90}, "cloudcore_failover": "weighted",
       "keepalived_check_weight": 2}, "keepalived_priorities", "weight 2 must exceed the priority gap 10"),
