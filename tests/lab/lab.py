@@ -63,7 +63,7 @@ IMAGE_PACKAGES = [
     "ca-certificates", "python3-cryptography", "python3-cffi-backend", "python3-yaml", "iputils-ping", "less",
 ]
 # Installed by the roles (or later scenarios) inside the nodes, from the lab's local apt repo.
-REPO_PACKAGES = ["keepalived", "nftables"]
+REPO_PACKAGES = ["keepalived", "nftables", "ufw", "firewalld"]
 ULIMITS = ["nofile=1024:1024", "nproc=4096:4096"]
 CAPS = ["NET_ADMIN", "NET_RAW"]
 FAULT_KINDS = ["cloudcore", "keepalived-kill", "link", "restart", "partition"]
