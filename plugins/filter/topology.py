@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cloudcore.ha.plugins.module_utils._topology import TopologyError, vip_holders, vrrp_endpoints
+from ansible_collections.cloudcore.ha.plugins.module_utils._topology import (
+    TopologyError,
+    rolling_order,
+    vip_holders,
+    vrrp_endpoints,
+)
 
 
 def vrrp_endpoints_filter(hostvars, hosts, vip):
@@ -28,6 +33,15 @@ def vip_holders_filter(hostvars, hosts, vip):
         raise AnsibleFilterError(str(error))
 
 
+def rolling_order_filter(hostvars, plan, vip, changed):
+    """Thin adapter: see _topology.rolling_order."""
+    try:
+        return rolling_order(hostvars, plan, vip, changed)
+    except TopologyError as error:
+        raise AnsibleFilterError(str(error))
+
+
 class FilterModule:
     def filters(self):
-        return {"vrrp_endpoints": vrrp_endpoints_filter, "vip_holders": vip_holders_filter}
+        return {"vrrp_endpoints": vrrp_endpoints_filter, "vip_holders": vip_holders_filter,
+                "rolling_order": rolling_order_filter}

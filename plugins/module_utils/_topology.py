@@ -144,3 +144,18 @@ def vip_holders(hostvars: Mapping[str, Mapping[str, Any]], hosts: Sequence[str],
                 holders.append(host)
                 break
     return holders
+
+
+def rolling_order(hostvars: Mapping[str, Mapping[str, Any]], plan: Mapping[str, Mapping[str, Any]], vip: str,
+                  changed: str) -> List[str]:
+    """The hosts whose registered result named `changed` reports a change, in the order a rolling
+    reload takes them: the hosts that do not hold the VIP first, by descending base priority (so on
+    a first start the preferred node starts first and wins the election), the VIP holders last. The
+    VIP then stays served while the backups reload, and moves at most once."""
+    def needs(host: str) -> bool:
+        result = hostvars[host].get(changed)
+        return isinstance(result, Mapping) and bool(result.get("changed"))
+
+    hosts = sorted((host for host in plan if needs(host)), key=lambda host: -int(plan[host]["priority"]))
+    holding = vip_holders(hostvars, hosts, vip)
+    return [host for host in hosts if host not in holding] + [host for host in hosts if host in holding]

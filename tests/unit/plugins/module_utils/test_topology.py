@@ -9,6 +9,7 @@ import pytest
 
 from ansible_collections.cloudcore.ha.plugins.module_utils._topology import (
     TopologyError,
+    rolling_order,
     vrrp_endpoint,
     vrrp_endpoints,
 )
@@ -80,3 +81,31 @@ def test_missing_facts_and_missing_family_are_explained():
 def test_vip_without_prefix_or_garbage_is_rejected(vip):
     with pytest.raises(TopologyError, match="cloudcore_vip"):
         vrrp_endpoint("node1", HOSTVARS["node1"], vip)
+
+
+class TestRollingOrder:
+    PLAN = {"n1": {"priority": 150}, "n2": {"priority": 140}, "n3": {"priority": 130}}
+
+    @staticmethod
+    def hostvars(holder=None, changed=("n1", "n2", "n3")):
+        out = {}
+        for index, host in enumerate(("n1", "n2", "n3"), start=11):
+            out[host] = node_facts("10.0.0.%d" % index, vip_held="10.0.0.100" if host == holder else None)
+            out[host]["_config"] = {"changed": host in changed}
+        return out
+
+    def test_backups_first_and_the_holder_last(self):
+        assert rolling_order(self.hostvars(holder="n1"), self.PLAN, "10.0.0.100/24", "_config") == ["n2", "n3", "n1"]
+
+    def test_first_start_goes_in_preference_order(self):
+        plan = {"n3": {"priority": 150}, "n1": {"priority": 140}, "n2": {"priority": 130}}
+        assert rolling_order(self.hostvars(), plan, "10.0.0.100/24", "_config") == ["n3", "n1", "n2"]
+
+    def test_only_changed_hosts(self):
+        hostvars = self.hostvars(holder="n2", changed=("n2", "n3"))
+        assert rolling_order(hostvars, self.PLAN, "10.0.0.100/24", "_config") == ["n3", "n2"]
+
+    def test_a_host_without_the_result_is_skipped(self):
+        hostvars = self.hostvars(holder="n2")
+        del hostvars["n1"]["_config"]
+        assert rolling_order(hostvars, self.PLAN, "10.0.0.100/24", "_config") == ["n3", "n2"]
