@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from conftest import holders, lab, run_playbook
+import os
+import re
+import subprocess
+
+import pytest
+from conftest import ROOT, holders, lab, run_playbook
 
 
 def test_first_run_converges_and_verifies(first_site_run):
@@ -44,3 +49,37 @@ def test_failover_drill_moves_the_vip_once_and_not_back(first_site_run):
     assert "failover drill: %s -> " % before[0] in drill.output, drill.output[-3000:]
     assert "VIP moves after the restore: 0 in 8 s" in drill.output, drill.output[-3000:]
     assert len(holders()) == 1 and holders() != before
+
+
+def reload_order(output: str) -> list:
+    """The nodes the rolling-reload handler took, in order, from ansible-playbook's output."""
+    section = output.split("RUNNING HANDLER [cloudcore.ha.keepalived : Reload keepalived", 1)
+    if len(section) < 2:
+        return []
+    handler = re.split(r"\n(?:TASK|RUNNING HANDLER|PLAY) \[", section[1], maxsplit=1)[0]
+    return re.findall(r"\(item=(\S+)\)", handler)
+
+
+def watch_vip(seconds: float) -> subprocess.Popen:
+    """Who answers for the VIP, sampled every 50 ms from the edge namespace (bounded in time)."""
+    return subprocess.Popen(["ip", "netns", "exec", "ccha-edge", "python3", os.path.join(ROOT, "tests", "bench", "vip_watch.py"),
+                             "10.213.102.100", "--seconds", str(seconds), "--interval", "0.05"],
+                            stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("extra", [("-e", "cloudcore_check_interval=2"), ()], ids=["change", "change-back"])
+def test_a_reconfiguration_reloads_backups_first_and_the_vip_stays_served(first_site_run, extra):
+    holder = holders()
+    assert len(holder) == 1
+    watcher = watch_vip(seconds=120)
+    try:
+        run = run_playbook("site.yml", *extra)
+    finally:
+        watcher.terminate()
+        samples = watcher.communicate(timeout=30)[0].split()[1::2]
+    assert run.rc == 0, run.output[-4000:]
+    order = reload_order(run.output)
+    assert sorted(order) == ["ccha-node1", "ccha-node2", "ccha-node3"], run.output[-4000:]
+    assert order[-1] == holder[0], "the VIP holder must reload last: %s" % order
+    assert samples and "none" not in samples, "the VIP went unanswered during the rolling reload"
+    assert set(samples) == set(holder) and holders() == holder
