@@ -73,8 +73,10 @@ notes:
     O(state=absent) removes the rules of the current peers.
 attributes:
   check_mode:
+    description: Reports the rules it would add or remove and changes nothing.
     support: full
   diff_mode:
+    description: Shows the VRRP rules before and after, per firewall.
     support: full
 """
 
