@@ -13,11 +13,12 @@ def test_installed_collection_runs_site(first_site_run, tmp_path):
     kubernetes_core = sorted(glob.glob(os.path.join(ROOT, ".build", "dist", "kubernetes-core-*.tar.gz")))
     assert kubernetes_core, "run scripts/build-install first (it packs kubernetes.core)"
     collections = tmp_path / "collections"
-    podman = os.path.join(ROOT, ".build", "deps")  # containers.podman: the lab's connection plugin
+    lab_connection = os.path.join(ROOT, "tests", "lab", "plugins", "connection")  # the lab inventory's connection
     # Away from the checkout and its ansible.cfg: only the installed collection can be found.
     config = tmp_path / "ansible.cfg"
-    config.write_text("[defaults]\ncollections_path = %s:%s\n" % (collections, podman))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(config), ANSIBLE_COLLECTIONS_PATH="%s:%s" % (collections, podman))
+    config.write_text("[defaults]\ncollections_path = %s\nconnection_plugins = %s\n[connection]\npipelining = True\n"
+                      % (collections, lab_connection))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(config), ANSIBLE_COLLECTIONS_PATH=str(collections))
     dist = tmp_path / "dist"
     subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(dist), ROOT], check=True,
                    capture_output=True, env=env, cwd=str(tmp_path))

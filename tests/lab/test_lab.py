@@ -191,13 +191,36 @@ def test_no_vip_without_keepalived(up):
     assert proc.returncode != 0 and proc.stdout.strip() == "none"
 
 
+def ansible(*args):
+    """ansible (ad hoc) from this venv, with the checkout's ansible.cfg (it finds lab_nsenter)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible"), "-i",
+                           os.path.join(REPO, ".lab", "inventory"), *args],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+@pytest.mark.lab
+def test_lab_connection_pipelines_modules_moves_files_and_follows_a_restart(up):
+    copy = ansible("ccha-node2", "-m", "ansible.builtin.copy", "-a", "content=lab-nsenter dest=/tmp/ccha-conn mode=0600")
+    assert copy.returncode == 0 and "CHANGED" in copy.stdout, copy.stdout + copy.stderr
+    inside = sh("podman", "exec", "ccha-node2", "cat", "/tmp/ccha-conn")
+    assert inside.stdout == "lab-nsenter"
+    assert lab("fault", "ccha-node2", "restart").returncode == 0
+    try:
+        # a new init PID: the connection must find it, not the cached one
+        again = ansible("ccha-node2", "-m", "ansible.builtin.command", "-a", "cat /proc/1/comm")
+        assert again.returncode == 0 and "systemd" in again.stdout, again.stdout + again.stderr
+    finally:
+        lab("heal", "ccha-node2", "restart")
+
+
 @pytest.mark.lab
 def test_inventory(up):
     proc = lab("inventory")
     assert proc.returncode == 0
     inv = proc.stdout.strip()
     hosts = open(os.path.join(inv, "hosts.yml"), encoding="utf-8").read()
-    assert "containers.podman.podman" in hosts and "cloudcore:" in hosts
+    assert "ansible_connection: lab_nsenter" in hosts and "cloudcore:" in hosts
     assert all(n["name"] + ":" in hosts for n in up["nodes"])
     group = open(os.path.join(inv, "group_vars", "cloudcore.yml"), encoding="utf-8").read()
     assert "cloudcore_vip: 10.213.102.100/24" in group and "cloudcore_vrrp_router_id: 51" in group
