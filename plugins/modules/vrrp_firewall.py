@@ -198,7 +198,12 @@ def detect(host):
 
 def handle_nftables(host, traffic, present, params):
     nft = host.binary("nft")
-    ruleset = json.loads(host.run([nft, "-j", "list", "ruleset"])[1] or "{}")
+    listing = host.run([nft, "-j", "list", "ruleset"])[1]
+    try:
+        ruleset = json.loads(listing or "{}")
+    except ValueError:
+        host.module.fail_json(msg="vrrp_firewall: %s -j list ruleset did not print JSON (nft older than 0.9?);"
+                                  " set firewall=none and allow VRRP yourself" % nft, stdout=listing[:2000])
     plan = plan_nftables(ruleset, traffic, present)
     if plan.changed and not host.module.check_mode:
         host.run([nft, "-f", "-"], data=plan.script())
