@@ -275,7 +275,10 @@ def main():
 
     plans, changed = {}, False
     for name in handled:
-        plans[name], backend_changed = HANDLERS[name](host, traffic, present, p)
+        try:
+            plans[name], backend_changed = HANDLERS[name](host, traffic, present, p)
+        except FirewallError as error:
+            module.fail_json(msg="vrrp_firewall (%s): %s" % (name, error), changed=changed)
         changed = changed or backend_changed
     changed = handle_nftables_files(host, present, plans, p) or changed
 
