@@ -43,7 +43,7 @@ def test_weighted_default_is_seed_compatible_and_smallest_weight():
 
 def test_fault_mode_defaults():
     plan = vrrp_priorities(["a", "b", "c"])
-    assert [n["priority"] for n in plan.values()] == [200, 190, 180]
+    assert [n["priority"] for n in plan.values()] == [250, 240, 230]
     assert all(n["state"] == "BACKUP" and n["nopreempt"] and n["track_weight"] == 0 for n in plan.values())
 
 
@@ -134,7 +134,7 @@ def test_proof_seed_weighted_text():
 def test_proof_fault_mode_no_failback():
     rows = vrrp_failover_proof(vrrp_priorities(["a", "b", "c"]))
     assert rows[0]["holder_after"] == "b"
-    assert rows[0]["effective_priorities_after"] == {"a": None, "b": 190, "c": 180}
+    assert rows[0]["effective_priorities_after"] == {"a": None, "b": 240, "c": 230}
     assert rows[0]["moves_back_on_heal"] is False
     assert "nopreempt" in rows[0]["on_heal"]
     assert all(row["failover_ok"] for row in rows)
