@@ -117,3 +117,22 @@ def test_failover_through_the_firewalls():
         assert probe.stdout.split(" ", 1)[0] == new, probe.stdout + probe.stderr
     finally:
         lab("heal", holder, "cloudcore")
+
+
+def test_reset_removes_the_rules_from_every_firewall_and_leaves_the_firewalls_running():
+    """Runs last: the keepalived role's remove entry point, as the reset playbook does."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    run = subprocess.run(["ansible-playbook", "-i", inventory, os.path.join(os.path.dirname(__file__), "..", "reset.yml")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    firewalld, nftables, ufw = host("ccha-node1"), host("ccha-node2"), host("ccha-node3")
+    assert RICH_RULE not in firewalld.check_output("firewall-cmd --list-rich-rules")
+    assert RICH_RULE not in firewalld.check_output("firewall-cmd --permanent --list-rich-rules")
+    assert firewalld.check_output("firewall-cmd --state") == "running"
+    assert nft_vrrp_rules(nftables) == []
+    assert not nftables.file("/etc/cloudcore-ha/vrrp.nft").exists
+    assert not nftables.file("/etc/systemd/system/nftables.service.d/cloudcore-ha.conf").exists
+    assert "policy drop" in nftables.check_output("nft list chain inet filter input")
+    assert "cloudcore.ha vrrp" not in ufw.check_output("ufw show added")
+    assert ufw.check_output("ufw status").startswith("Status: active")
+    assert holders() == []
