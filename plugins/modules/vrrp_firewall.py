@@ -124,6 +124,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.cloudcore.ha.plugins.module_utils._firewall import (
+    FIREWALL_CHOICES,
     FirewallError,
     active_backends,
     firewalld_zone,
@@ -156,9 +157,10 @@ class Host(object):
 
     def output(self, argv):
         """Output of a probe; empty when the tool is missing or says no."""
-        if self.binary(argv[0]) is None:
+        binary = self.binary(argv[0])
+        if binary is None:
             return ""
-        return self.run([self.binary(argv[0])] + argv[1:], must_succeed=False)[1]
+        return self.run([binary] + argv[1:], must_succeed=False)[1]
 
     def read(self, path):
         try:
@@ -196,7 +198,7 @@ def detect(host):
         nftables_state=host.output(["systemctl", "is-active", "nftables"]))
 
 
-def handle_nftables(host, traffic, present, params):
+def handle_nftables(host, traffic, present):
     nft = host.binary("nft")
     listing = host.run([nft, "-j", "list", "ruleset"])[1]
     try:
@@ -223,7 +225,7 @@ def handle_nftables_files(host, present, plans, params):
     return changed or dropin_changed
 
 
-def handle_ufw(host, traffic, present, params):
+def handle_ufw(host, traffic, present):
     ufw = host.binary("ufw")
     plan = plan_ufw(host.run([ufw, "show", "added"])[1], traffic, present)
     if plan.changed and not host.module.check_mode:
@@ -232,7 +234,7 @@ def handle_ufw(host, traffic, present, params):
     return plan, plan.changed
 
 
-def handle_firewalld(host, traffic, present, params):
+def handle_firewalld(host, traffic, present):
     cmd = host.binary("firewall-cmd")
     rc, out = host.run([cmd, "--get-zone-of-interface=%s" % traffic.interface], must_succeed=False)
     zone = firewalld_zone((rc, out), host.run([cmd, "--get-default-zone"])[1])
@@ -256,7 +258,7 @@ def main():
             mode=dict(type="str", default="multicast", choices=["multicast", "unicast"]),
             multicast_group=dict(type="str"),
             peers=dict(type="list", elements="str", default=[]),
-            firewall=dict(type="str", default="auto", choices=["auto", "none", "firewalld", "ufw", "nftables"]),
+            firewall=dict(type="str", default="auto", choices=list(FIREWALL_CHOICES)),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             nft_rules_path=dict(type="path", default="/etc/cloudcore-ha/vrrp.nft"),
             nft_dropin_path=dict(type="path", default="/etc/systemd/system/nftables.service.d/cloudcore-ha.conf"),
@@ -276,7 +278,7 @@ def main():
     plans, changed = {}, False
     for name in handled:
         try:
-            plans[name], backend_changed = HANDLERS[name](host, traffic, present, p)
+            plans[name], backend_changed = HANDLERS[name](host, traffic, present)
         except FirewallError as error:
             module.fail_json(msg="vrrp_firewall (%s): %s" % (name, error), changed=changed)
         changed = changed or backend_changed
