@@ -6,27 +6,19 @@ lab's CLI, whose probes run inside the lab's edge namespace."""
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 import time
 
 import pytest
 import testinfra
 
-PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-LAB = os.path.join(PROJECT, "tests", "lab", "lab")
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "shared"))
+from lab_cli import holders, lab, wait_for_holders  # noqa: E402
+
 FAULTED_FILE = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "faulted_node")
 NODES = ("ccha-node1", "ccha-node2", "ccha-node3")
 FAILOVER_BOUND_S = 10
 NO_FAILBACK_WATCH_S = 8
-
-
-def lab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def holders() -> list:
-    out = lab("holder").stdout.split()
-    return [] if out == ["none"] else out
 
 
 @pytest.fixture(scope="module", params=NODES)
@@ -43,13 +35,8 @@ def faulted_node() -> str:
 @pytest.fixture(scope="module")
 def holder_after_failover(faulted_node) -> str:
     """Exactly one holder other than the failed node, within the failover bound."""
-    deadline = time.monotonic() + FAILOVER_BOUND_S
-    while time.monotonic() < deadline:
-        current = holders()
-        if len(current) == 1 and current[0] != faulted_node:
-            return current[0]
-        time.sleep(0.2)
-    pytest.fail("the VIP did not move off %s within %ss (holders: %s)" % (faulted_node, FAILOVER_BOUND_S, holders()))
+    return wait_for_holders(lambda current: len(current) == 1 and current[0] != faulted_node, FAILOVER_BOUND_S,
+                            "the VIP did not move off %s" % faulted_node)[0]
 
 
 def test_systemd_booted(node):

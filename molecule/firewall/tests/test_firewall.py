@@ -8,36 +8,22 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
+import sys
 
 import pytest
 import testinfra
 
-PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-LAB = os.path.join(PROJECT, "tests", "lab", "lab")
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "shared"))
+from lab_cli import holders, lab, wait_for_holders  # noqa: E402
+
 FIREWALL_OF = {"ccha-node1": "firewalld", "ccha-node2": "nftables", "ccha-node3": "ufw"}
 RICH_RULE = 'rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept'
 UFW_RULE = "ufw allow in on eth0 to 224.0.0.18 proto vrrp comment 'cloudcore.ha vrrp'"
 SETTLE_S = 15
 
 
-def lab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def holders() -> list:
-    out = lab("holder").stdout.split()
-    return [] if out == ["none"] else out
-
-
-def wait_for(condition, timeout: float = SETTLE_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = holders()
-        if condition(current):
-            return current
-        time.sleep(0.2)
-    pytest.fail("holders stayed %s for %ss" % (holders(), timeout))
+def wait_for(condition):
+    return wait_for_holders(condition, SETTLE_S, "the holders did not settle as expected")
 
 
 def host(name: str):

@@ -5,35 +5,21 @@ healed, the preferred node takes it back (weighted mode preempts, by design)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import time
+import sys
 
 import pytest
 import testinfra
 
-PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-LAB = os.path.join(PROJECT, "tests", "lab", "lab")
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "shared"))
+from lab_cli import lab, wait_for_holders  # noqa: E402
+
 FAULTED_FILE = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "faulted_node")
 PEERS = {"ccha-node1": "fd5c:c0e:213::12", "ccha-node2": "fd5c:c0e:213::11"}
 
 
-def lab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def holders() -> list:
-    out = lab("holder").stdout.split()
-    return [] if out == ["none"] else out
-
-
 def wait_for_single_holder(excluding: str = "", timeout: float = 15) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = holders()
-        if len(current) == 1 and current[0] != excluding:
-            return current[0]
-        time.sleep(0.2)
-    pytest.fail("no single holder%s within %ss: %s" % (" other than " + excluding if excluding else "", timeout, holders()))
+    return wait_for_holders(lambda current: len(current) == 1 and current[0] != excluding, timeout,
+                            "no single holder" + (" other than " + excluding if excluding else ""))[0]
 
 
 @pytest.fixture(scope="module", params=sorted(PEERS))
@@ -65,7 +51,5 @@ def test_the_other_node_serves_the_ipv6_vip_after_the_fault(faulted_node):
 
 def test_weighted_mode_moves_the_vip_back_after_heal(faulted_node):
     assert lab("heal", faulted_node, "cloudcore").returncode == 0
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and holders() != ["ccha-node1"]:
-        time.sleep(0.2)
-    assert holders() == ["ccha-node1"], "the preferred node did not take the VIP back: %s" % holders()
+    assert wait_for_holders(lambda current: current == ["ccha-node1"], 15,
+                            "the preferred node did not take the VIP back") == ["ccha-node1"]
