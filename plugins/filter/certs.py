@@ -14,6 +14,7 @@ from ansible_collections.cloudcore.ha.plugins.module_utils._certs import (
     cert_sans as _cert_sans,
     vip_in_sans as _vip_in_sans,
 )
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError
 
 
 def cert_sans(data):
@@ -23,10 +24,10 @@ def cert_sans(data):
         raise AnsibleFilterError("cloudcore.ha.cert_sans: %s" % exc)
 
 
-def vip_in_sans(cert, vip):
+def vip_in_sans(vip, cert):
     try:
-        return _vip_in_sans(cert, vip, variable="input")
-    except CertificateError as exc:
+        return _vip_in_sans(vip, cert, variable="cert")
+    except (CertificateError, InputError) as exc:
         raise AnsibleFilterError("cloudcore.ha.vip_in_sans: %s" % exc)
 
 

@@ -3,42 +3,54 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
+"""Filters cloudcore.ha.vrrp_endpoints, cloudcore.ha.vip_holders and cloudcore.ha.rolling_order."""
+
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError, parse_vip
 from ansible_collections.cloudcore.ha.plugins.module_utils._topology import (
-    TopologyError,
     rolling_order,
     vip_holders,
-    vrrp_endpoints,
+    vrrp_endpoint,
+    with_peers,
 )
 
 
-def vrrp_endpoints_filter(hostvars, hosts, vip):
-    """Thin adapter: see _topology.vrrp_endpoints."""
+def _hostvars(hostvars, host):
     try:
-        return {host: endpoint.as_dict() for host, endpoint in vrrp_endpoints(hostvars, list(hosts), vip).items()}
-    except TopologyError as error:
-        raise AnsibleFilterError(str(error))
-    except KeyError as error:
-        raise AnsibleFilterError("host %s is in the cloudcore group but not in hostvars" % error)
+        return hostvars[host]
+    except KeyError:
+        raise AnsibleFilterError("host %s is in the cloudcore group but not in hostvars" % host)
+
+
+def vrrp_endpoints_filter(hostvars, hosts, vip):
+    """Thin adapter: see _topology.vrrp_endpoint (cloudcore_vrrp_interface from each host's vars)."""
+    try:
+        parsed = parse_vip(vip)
+        endpoints = [vrrp_endpoint(host, _hostvars(hostvars, host).get("ansible_facts") or {}, parsed,
+                                   _hostvars(hostvars, host).get("cloudcore_vrrp_interface") or None)
+                     for host in hosts]
+    except InputError as error:
+        raise AnsibleFilterError("cloudcore.ha.vrrp_endpoints: %s" % error)
+    return {host: endpoint.as_dict() for host, endpoint in with_peers(endpoints).items()}
 
 
 def vip_holders_filter(hostvars, hosts, vip):
     """Thin adapter: see _topology.vip_holders."""
     try:
         return vip_holders(hostvars, list(hosts), vip)
-    except TopologyError as error:
-        raise AnsibleFilterError(str(error))
+    except InputError as error:
+        raise AnsibleFilterError("cloudcore.ha.vip_holders: %s" % error)
 
 
-def rolling_order_filter(hostvars, plan, vip, changed):
+def rolling_order_filter(hostvars, hosts, vip, changed=None, unit=None):
     """Thin adapter: see _topology.rolling_order."""
     try:
-        return rolling_order(hostvars, plan, vip, changed)
-    except TopologyError as error:
-        raise AnsibleFilterError(str(error))
+        return rolling_order(hostvars, list(hosts), vip, changed, unit)
+    except InputError as error:
+        raise AnsibleFilterError("cloudcore.ha.rolling_order: %s" % error)
 
 
 class FilterModule:

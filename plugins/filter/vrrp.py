@@ -9,36 +9,29 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cloudcore.ha.plugins.module_utils._vrrp import (
-    VrrpPlanError,
+from ansible_collections.cloudcore.ha.plugins.module_utils._failover import (
     failover_proof_text,
     vrrp_failover_proof as _vrrp_failover_proof,
-    vrrp_priorities as _vrrp_priorities,
 )
-
-
-def _filter_error(filter_name, exc):
-    return AnsibleFilterError(
-        "%s: %s (value: %r): %s" % (filter_name, exc.variable, exc.value, exc.rule))
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError
+from ansible_collections.cloudcore.ha.plugins.module_utils._vrrp_plan import vrrp_priorities as _vrrp_priorities
 
 
 def vrrp_priorities(hosts, failover="fault", weight=None):
     try:
         return _vrrp_priorities(hosts, failover=failover, weight=weight)
-    except VrrpPlanError as exc:
-        raise _filter_error("cloudcore.ha.vrrp_priorities", exc)
+    except InputError as error:
+        raise AnsibleFilterError("cloudcore.ha.vrrp_priorities: %s" % error)
 
 
 def vrrp_failover_proof(plan, format="rows"):  # pylint: disable=redefined-builtin
+    if format not in ("rows", "text"):
+        raise AnsibleFilterError("cloudcore.ha.vrrp_failover_proof: format=%r is unknown: use 'rows' or 'text'"
+                                 % (format,))
     try:
-        if format == "text":
-            return failover_proof_text(plan)
-        if format != "rows":
-            raise AnsibleFilterError(
-                "cloudcore.ha.vrrp_failover_proof: format=%r is unknown: use 'rows' or 'text'" % (format,))
-        return _vrrp_failover_proof(plan)
-    except VrrpPlanError as exc:
-        raise _filter_error("cloudcore.ha.vrrp_failover_proof", exc)
+        return failover_proof_text(plan) if format == "text" else _vrrp_failover_proof(plan)
+    except InputError as error:
+        raise AnsibleFilterError("cloudcore.ha.vrrp_failover_proof: %s" % error)
 
 
 class FilterModule(object):

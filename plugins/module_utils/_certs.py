@@ -21,7 +21,9 @@ import re
 import socket
 import ssl
 import traceback
-from typing import Dict, Optional, Union
+from typing import Dict, Optional
+
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import parse_vip
 
 try:
     from cryptography import x509
@@ -116,18 +118,10 @@ def cert_sans(data: object, variable: str = "cert") -> Dict[str, object]:
     return certificate_facts(load_certificate(data, variable))
 
 
-def parse_address(vip: object, variable: str = "vip") -> Union[ipaddress.IPv4Address, ipaddress.IPv6Address]:
-    """The address of a VIP given with or without prefix length."""
-    try:
-        return ipaddress.ip_interface(str(vip).strip()).ip
-    except ValueError:
-        raise CertificateError(variable, "%r is not an IP address" % (vip,),
-                               "expected an IPv4 or IPv6 address, with or without prefix, e.g. 10.10.102.242/24")
-
-
-def vip_in_sans(cert: object, vip: object, variable: str = "cert") -> bool:
-    """Whether the VIP is among the certificate's IP SANs (addresses compared, not strings)."""
-    address = parse_address(vip)
+def vip_in_sans(vip: object, cert: object, variable: str = "cert") -> bool:
+    """Whether the VIP (cloudcore_vip, with its prefix) is among the certificate's IP SANs; addresses
+    are compared, not strings. cert: certificate data, or the result of cert_sans."""
+    address = parse_vip(vip, "vip").ip
     if isinstance(cert, dict):
         if "ip" not in cert or not isinstance(cert["ip"], list):
             raise CertificateError(variable, "a mapping without an 'ip' list",
@@ -182,5 +176,5 @@ def served_cert_facts(host: str, port: int, timeout: float, vip: Optional[str] =
         "pem": x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM).decode("ascii"),
     }  # type: Dict[str, object]
     if vip is not None:
-        result["vip_covered"] = vip_in_sans(facts, vip)
+        result["vip_covered"] = vip_in_sans(vip, facts)
     return result

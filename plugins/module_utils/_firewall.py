@@ -3,18 +3,26 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Letting VRRP (IP protocol 112) through the host firewalls of a CloudCore node.
+"""Letting a CloudCore node's own traffic through its host firewalls: VRRP, and the balancer's ports.
 
-Two nodes that cannot hear each other's adverts both become MASTER and both answer for the VIP, so
-every firewall that is active on a node must accept the adverts: in multicast mode those sent to the
-VRRP group, in unicast mode those sent by the peers. Firewalls that are not active are left alone.
+A *traffic* is what one node must accept, and it carries its own rule bodies for each firewall and its
+own comment, by which a run finds the rules it added (and only those):
+
+- VRRP (IP protocol 112, comment ``cloudcore.ha vrrp``): two nodes that cannot hear each other's
+  adverts both become MASTER and both answer for the VIP, so every active firewall must accept the
+  adverts: in multicast mode those sent to the VRRP group, in unicast mode those sent by the peers.
+- The balancer (balanced mode, comment ``cloudcore.ha balancer``): CloudCore's internal ports and
+  haproxy's peers port, from the other CloudCore nodes. (The guard table that closes these ports to
+  everyone else is _firewall_guard.py's.)
+
+Firewalls that are not active are left alone.
 
 Three firewalls are understood, and every active one is handled, because a packet must pass all of
 them (nftables.service tables and firewalld's or ufw's tables filter the same packet):
 
 - firewalld: a rich rule in the zone of the VRRP interface (else the default zone), permanent and
   at runtime.
-- ufw: one ufw rule per group or peer, with the comment ``cloudcore.ha vrrp`` (ufw persists them).
+- ufw: one ufw rule per group or peer, with the traffic's comment (ufw persists them).
 - nftables (the nftables.service ruleset): an accept rule at the top of every input filter base chain.
   An accept in a base chain of our own would not help: a drop in any base chain is final. The rule
   carries a comment with a digest of its text, so a run finds its own rules and replaces stale ones.
@@ -22,25 +30,43 @@ them (nftables.service tables and firewalld's or ufw's tables filter the same pa
   that a drop-in makes nftables.service load after each start and reload, whose ``flush ruleset``
   would otherwise drop them.
 
-This module only plans: parsing of the tools' output and the commands to run. Running them is the
-caller's (the module ``vrrp_firewall``), so the logic is tested without a firewall.
+A VRRP plan never touches the balancer's rules and the reverse: each recognises its own rules by its
+own comment (the comments share no prefix), and firewalld's rich rules, which carry no comment, are
+only ever removed exactly as this traffic would add them.
+
+This module only plans: parsing of the tools' output and the commands to run. Running them is
+_firewall_host.py's (for the modules ``vrrp_firewall`` and ``balancer_firewall``), so the logic is
+tested without a firewall.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
-COMMENT = "cloudcore.ha vrrp"
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import (
+    VRRP_MODES,
+    InputError,
+    parse_choice,
+    parse_interface,
+    parse_ip,
+    parse_multicast_group,
+    parse_port,
+    parse_vip,
+)
+
+COMMENT = VRRP_COMMENT = "cloudcore.ha vrrp"
+BALANCER_COMMENT = "cloudcore.ha balancer"
 BACKENDS = ("firewalld", "ufw", "nftables")
 FIREWALL_CHOICES = ("auto", "none") + BACKENDS
-# What keepalived uses when no group of the VIP's family is configured.
-DEFAULT_GROUPS = {4: "224.0.0.18", 6: "ff02::12"}
-# Tables that belong to another firewall manager; nft rules inserted there would fight it.
-FOREIGN_TABLES = {("inet", "firewalld"), ("ip", "firewalld"), ("ip6", "firewalld")}
+# The balancer's guard (_firewall_guard.py): a table of our own, replaced as a whole, never a target.
+GUARD_FAMILY, GUARD_TABLE = "inet", "cloudcore_ha_guard"
+# ufw and iptables' multiport match take at most 15 ports (ufw: "Bad port" past 14 commas).
+MAX_PORTS = 15
+# Tables that belong to another firewall manager (nft rules inserted there would fight it), or to us.
+FOREIGN_TABLES = {("inet", "firewalld"), ("ip", "firewalld"), ("ip6", "firewalld"), (GUARD_FAMILY, GUARD_TABLE)}
 IPTABLES_NFT_CHAINS = {"INPUT"}  # iptables-nft's (and so ufw's) input chain in table filter
 NFT_FAMILIES = {4: ("inet", "ip"), 6: ("inet", "ip6")}
 
@@ -49,51 +75,142 @@ class FirewallError(ValueError):
     """Input or host state that makes the firewall change impossible; the message names the option."""
 
 
+class Traffic(object):
+    """What one node must accept, on an interface, in one address family (interface, version): its
+    rule body for each firewall and the comment that marks its rules."""
+
+    interface: str
+    version: int
+    comment: str  # marks its rules (ufw, nft); no two traffics' comments share a prefix
+    what: str  # for the rules file's header: what the rules let through
+    dropin: str  # for the nftables.service drop-in's header
+    yourself: str  # what an operator does instead, with firewall=none
+
+    def nft_body(self) -> str:
+        raise NotImplementedError
+
+    def ufw_rules(self) -> List[str]:
+        raise NotImplementedError
+
+    def firewalld_rich_rules(self) -> List[str]:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class VrrpTraffic:
+class VrrpTraffic(Traffic):
     """The VRRP adverts one node must accept: on an interface, to a group or from peers."""
 
     interface: str
     version: int
     multicast_group: Optional[str] = None
     peers: Tuple[str, ...] = ()
+    comment = VRRP_COMMENT
+    what = "lets VRRP adverts through the input chains below"
+    dropin = "VRRP rules survive nftables.service starts and reloads"
+    yourself = "allow VRRP yourself"
+
+    def nft_body(self) -> str:
+        """The match and verdict, in nft syntax; meta l4proto also finds VRRP behind IPv6 extension headers."""
+        family = "ip" if self.version == 4 else "ip6"
+        if self.multicast_group:
+            source = "%s daddr %s" % (family, self.multicast_group)
+        else:
+            source = "%s saddr { %s }" % (family, ", ".join(self.peers))
+        return 'iifname "%s" %s meta l4proto vrrp accept' % (self.interface, source)
+
+    def ufw_rules(self) -> List[str]:
+        """Rules in the canonical form `ufw show added` prints them, so presence is a string match."""
+        if self.multicast_group:
+            targets = ["to %s" % self.multicast_group]
+        else:
+            targets = ["from %s" % peer for peer in self.peers]
+        return ["allow in on %s %s proto vrrp comment '%s'" % (self.interface, target, self.comment)
+                for target in targets]
+
+    def firewalld_rich_rules(self) -> List[str]:
+        """Rich rules in the form firewalld lists them (rich rules carry no comment)."""
+        family = "ipv4" if self.version == 4 else "ipv6"
+        if self.multicast_group:
+            matches = ['destination address="%s"' % self.multicast_group]
+        else:
+            matches = ['source address="%s"' % peer for peer in self.peers]
+        return ['rule family="%s" %s protocol value="vrrp" accept' % (family, match) for match in matches]
+
+
+@dataclass(frozen=True)
+class BalancerTraffic(Traffic):
+    """Balanced mode: the other CloudCore nodes reach this node's internal ports (CloudCore's internal
+    ones and haproxy's peers port) over TCP, on the VRRP interface, in one address family."""
+
+    interface: str
+    version: int
+    peers: Tuple[str, ...]
+    ports: Tuple[int, ...]
+    comment = BALANCER_COMMENT
+    what = "lets the other CloudCore nodes reach the balancer's internal ports through the input chains below"
+    dropin = "the balancer's rules survive nftables.service starts and reloads"
+    yourself = "open the ports to the other CloudCore nodes yourself"
+
+    @property
+    def family(self) -> str:
+        return "ip" if self.version == 4 else "ip6"
+
+    def nft_body(self) -> str:
+        return 'iifname "%s" %s saddr { %s } tcp dport { %s } accept' % (
+            self.interface, self.family, ", ".join(self.peers), ", ".join(str(port) for port in self.ports))
+
+    def ufw_rules(self) -> List[str]:
+        """One rule per peer, in ufw's full syntax as `ufw show added` prints it (parser.py get_command:
+        the port list in the order given, `to any` for the destination)."""
+        ports = ",".join(str(port) for port in self.ports)
+        return ["allow in on %s from %s to any port %s proto tcp comment '%s'" % (self.interface, peer, ports, self.comment)
+                for peer in self.peers]
+
+    def firewalld_rich_rules(self) -> List[str]:
+        """One rich rule per peer and port (a rich rule takes one port element)."""
+        family = "ipv4" if self.version == 4 else "ipv6"
+        return ['rule family="%s" source address="%s" port port="%d" protocol="tcp" accept' % (family, peer, port)
+                for peer in self.peers for port in self.ports]
 
 
 def vrrp_traffic(interface: object, vip: object, mode: object, multicast_group: object = None,
                  peers: Sequence[object] = ()) -> VrrpTraffic:
-    """Validated VrrpTraffic. In multicast mode a group of the other family than the VIP is
-    replaced by the VRRP default of the VIP's family, as keepalived does."""
-    if not isinstance(interface, str) or not interface.strip() or any(c in interface for c in ' "\'\\'):
-        raise FirewallError("interface=%r: must be an interface name without spaces or quotes" % (interface,))
-    try:
-        version = ipaddress.ip_interface(str(vip)).version
-    except ValueError:
-        raise FirewallError("vip=%r: must be an IPv4 or IPv6 address with prefix, e.g. 10.10.102.242/24" % (vip,))
-    if mode == "multicast":
-        group_text = DEFAULT_GROUPS[version] if multicast_group in (None, "") else str(multicast_group)
-        try:
-            group = ipaddress.ip_address(group_text)
-        except ValueError:
-            raise FirewallError("multicast_group=%r: not an IP address" % (multicast_group,))
-        if group.version != version:
-            group = ipaddress.ip_address(DEFAULT_GROUPS[version])
-        if not group.is_multicast:
-            raise FirewallError("multicast_group=%r: not a multicast address" % (multicast_group,))
-        return VrrpTraffic(interface=interface, version=version, multicast_group=str(group))
-    if mode == "unicast":
-        addresses = []
-        for peer in peers:
-            try:
-                address = ipaddress.ip_address(str(peer))
-            except ValueError:
-                raise FirewallError("peers: %r is not an IP address" % (peer,))
-            if address.version != version:
-                raise FirewallError("peers: %s is IPv%d but the VIP %s is IPv%d" % (address, address.version, vip, version))
-            addresses.append(str(address))
-        if not addresses:
-            raise FirewallError("peers=[]: unicast mode needs the other nodes' addresses")
-        return VrrpTraffic(interface=interface, version=version, peers=tuple(sorted(set(addresses), key=ipaddress.ip_address)))
-    raise FirewallError("mode=%r: must be multicast or unicast" % (mode,))
+    """Validated VrrpTraffic (InputError names the bad option). In multicast mode a group of the
+    other family than the VIP is replaced by the VRRP default of the VIP's family, as keepalived does."""
+    name = parse_interface(interface, "interface")
+    parsed = parse_vip(vip, "vip")
+    if parse_choice(mode, VRRP_MODES, "mode") == "multicast":
+        group = parse_multicast_group(multicast_group, parsed.version, "multicast_group")
+        return VrrpTraffic(interface=name, version=parsed.version, multicast_group=group)
+    addresses = sorted({parse_ip(peer, "peers", parsed.version) for peer in peers})
+    if not addresses:
+        raise InputError("peers", list(peers), "unicast mode needs the other nodes' addresses")
+    return VrrpTraffic(interface=name, version=parsed.version, peers=tuple(str(a) for a in addresses))
+
+
+def balancer_traffic(interface: object, peers: Sequence[object], ports: Sequence[object]) -> BalancerTraffic:
+    """Validated BalancerTraffic (InputError names the bad option): peers of one family, 1..15 ports
+    (sorted and deduplicated, so the rules have one canonical form)."""
+    name = parse_interface(interface, "interface")
+    if not isinstance(peers, (list, tuple)) or not peers:
+        raise InputError("peers", peers, "needs the other CloudCore nodes' addresses on the interface (at least one)")
+    addresses = sorted({parse_ip(peer, "peers") for peer in peers}, key=lambda a: (a.version, a))
+    for address in addresses:
+        if address.is_multicast or address.is_unspecified or address.is_loopback:
+            raise InputError("peers", str(address), "must be another CloudCore node's unicast address (the local"
+                                                    " haproxy reaches its own CloudCore over lo, which the guard allows)")
+    versions = sorted({address.version for address in addresses})
+    if len(versions) > 1:
+        raise InputError("peers", list(peers), "must all be IPv4 or all IPv6 (the other nodes' addresses on the"
+                                               " interface, one address family like the VIP)")
+    if not isinstance(ports, (list, tuple)) or not ports:
+        raise InputError("ports", ports, "needs the TCP ports to open to the peers (1..%d)" % MAX_PORTS)
+    numbers = sorted({parse_port(port, "ports") for port in ports})
+    if len(numbers) > MAX_PORTS:
+        raise InputError("ports", list(ports), "must be at most %d distinct ports (ufw's and iptables' multiport"
+                                               " limit); %d given" % (MAX_PORTS, len(numbers)))
+    return BalancerTraffic(interface=name, version=versions[0], peers=tuple(str(a) for a in addresses),
+                           ports=tuple(numbers))
 
 
 def active_backends(firewalld_state: str, ufw_status: str, nftables_state: str) -> List[str]:
@@ -116,8 +233,7 @@ def select_backends(choice: str, active: Sequence[str]) -> List[str]:
         return [name for name in BACKENDS if name in active]
     if choice == "none":
         return []
-    if choice not in BACKENDS:
-        raise FirewallError("firewall=%r: must be one of %s" % (choice, ", ".join(FIREWALL_CHOICES)))
+    parse_choice(choice, FIREWALL_CHOICES, "firewall")
     if choice not in active:
         raise FirewallError("firewall=%r: %s is not active on this node (active: %s); use auto or none"
                             % (choice, choice, ", ".join(active) or "none"))
@@ -137,18 +253,14 @@ class NftChain:
         return "%s %s %s" % (self.family, self.table, self.name)
 
 
-def nft_rule_body(traffic: VrrpTraffic) -> str:
-    """The match and verdict, in nft syntax; meta l4proto also finds VRRP behind IPv6 extension headers."""
-    family = "ip" if traffic.version == 4 else "ip6"
-    if traffic.multicast_group:
-        source = "%s daddr %s" % (family, traffic.multicast_group)
-    else:
-        source = "%s saddr { %s }" % (family, ", ".join(traffic.peers))
-    return 'iifname "%s" %s meta l4proto vrrp accept' % (traffic.interface, source)
+def nft_rule_body(traffic: Traffic) -> str:
+    """The traffic's match and verdict, in nft syntax."""
+    return traffic.nft_body()
 
 
-def nft_comment(body: str) -> str:
-    return "%s %s" % (COMMENT, hashlib.sha1(body.encode("utf-8")).hexdigest()[:12])
+def nft_comment(body: str, comment: str = COMMENT) -> str:
+    """The comment of a rule: the traffic's comment and a digest of the rule's text."""
+    return "%s %s" % (comment, hashlib.sha1(body.encode("utf-8")).hexdigest()[:12])
 
 
 def _nft_objects(ruleset: Mapping[str, Any], kind: str) -> List[Mapping[str, Any]]:
@@ -173,12 +285,18 @@ def nft_input_chains(ruleset: Mapping[str, Any], version: int) -> List[NftChain]
     return chains
 
 
-def nft_own_rules(ruleset: Mapping[str, Any]) -> List[Tuple[NftChain, int, str]]:
-    """Rules this collection inserted (by comment): chain, handle, comment."""
+def nft_own_rules(ruleset: Mapping[str, Any], traffic: Optional[Traffic] = None) -> List[Tuple[NftChain, int, str]]:
+    """Rules this traffic inserted (by its comment; VRRP's by default): chain, handle, comment. The guard
+    table is replaced as a whole (_firewall_guard.py), never rule by rule."""
+    mark = traffic.comment if traffic is not None else COMMENT
     own = []
     for rule in _nft_objects(ruleset, "rule"):
         comment = rule.get("comment")
-        if isinstance(comment, str) and (comment == COMMENT or comment.startswith(COMMENT + " ")):
+        if (rule.get("family"), rule.get("table")) == (GUARD_FAMILY, GUARD_TABLE):
+            continue
+        # the traffic's comment alone or followed by a digest: "cloudcore.ha vrrp" never matches
+        # "cloudcore.ha balancer ..." nor the reverse
+        if isinstance(comment, str) and (comment == mark or comment.startswith(mark + " ")):
             own.append((NftChain(str(rule.get("family")), str(rule.get("table")), str(rule.get("chain"))),
                         int(rule.get("handle", -1)), comment))
     return own
@@ -191,6 +309,8 @@ class NftPlan:
     chains: List[NftChain] = field(default_factory=list)
     insert: List[NftChain] = field(default_factory=list)
     delete: List[Tuple[NftChain, int]] = field(default_factory=list)
+    what: str = VrrpTraffic.what
+    dropin_name: str = "cloudcore-ha.conf"
 
     @property
     def changed(self) -> bool:
@@ -209,8 +329,8 @@ class NftPlan:
         """The rules file nftables.service loads after its own ruleset (empty when nothing to keep)."""
         if not self.chains:
             return ""
-        lines = ["# managed by cloudcore.ha: lets VRRP adverts through the input chains below.",
-                 "# nftables.service loads it after /etc/nftables.conf (drop-in cloudcore-ha.conf)."]
+        lines = ["# managed by cloudcore.ha: %s." % self.what,
+                 "# nftables.service loads it after /etc/nftables.conf (drop-in %s)." % self.dropin_name]
         lines += [self.insert_line(chain) for chain in self.chains]
         return "\n".join(lines) + "\n"
 
@@ -223,13 +343,16 @@ class NftPlan:
             "%s: stale rule, handle %d" % (chain.spec, handle) for chain, handle in self.delete]
 
 
-def plan_nftables(ruleset: Mapping[str, Any], traffic: VrrpTraffic, present: bool = True) -> NftPlan:
+def plan_nftables(ruleset: Mapping[str, Any], traffic: Traffic, present: bool = True,
+                  dropin_name: str = "cloudcore-ha.conf") -> NftPlan:
+    """Insert the traffic's rule where it is missing, delete its stale and duplicate rules (and, absent,
+    all of them); rules of other traffic are never touched."""
     body = nft_rule_body(traffic)
-    comment = nft_comment(body)
+    comment = nft_comment(body, traffic.comment)
     chains = nft_input_chains(ruleset, traffic.version) if present else []
-    plan = NftPlan(body=body, comment=comment, chains=chains)
+    plan = NftPlan(body=body, comment=comment, chains=chains, what=traffic.what, dropin_name=dropin_name)
     kept = set()
-    for chain, handle, rule_comment in nft_own_rules(ruleset):
+    for chain, handle, rule_comment in nft_own_rules(ruleset, traffic):
         if present and rule_comment == comment and chain in chains and chain not in kept:
             kept.add(chain)
         else:
@@ -238,23 +361,21 @@ def plan_nftables(ruleset: Mapping[str, Any], traffic: VrrpTraffic, present: boo
     return plan
 
 
-def nft_dropin_text(nft: str, rules_path: str) -> str:
+def nft_dropin_text(nft: str, rules_path: str, what: str = VrrpTraffic.dropin) -> str:
+    """A drop-in of nftables.service of its own per traffic: systemd appends the ExecStartPost and
+    ExecReload lines of every drop-in, so each file adds its rules after the unit's `flush ruleset`."""
     # The leading '-': a rules file that no longer fits the ruleset must not stop the firewall.
-    return ("# managed by cloudcore.ha: VRRP rules survive nftables.service starts and reloads\n"
+    return ("# managed by cloudcore.ha: %s\n"
             "[Service]\n"
             "ExecStartPost=-%s -f %s\n"
-            "ExecReload=-%s -f %s\n" % (nft, rules_path, nft, rules_path))
+            "ExecReload=-%s -f %s\n" % (what, nft, rules_path, nft, rules_path))
 
 
 # --- ufw --------------------------------------------------------------------------------------
 
-def ufw_rules(traffic: VrrpTraffic) -> List[str]:
+def ufw_rules(traffic: Traffic) -> List[str]:
     """Rules in the canonical form `ufw show added` prints them, so presence is a string match."""
-    if traffic.multicast_group:
-        targets = ["to %s" % traffic.multicast_group]
-    else:
-        targets = ["from %s" % peer for peer in traffic.peers]
-    return ["allow in on %s %s proto vrrp comment '%s'" % (traffic.interface, target, COMMENT) for target in targets]
+    return traffic.ufw_rules()
 
 
 def ufw_added_rules(show_added: str) -> List[str]:
@@ -283,10 +404,11 @@ class UfwPlan:
                 + [["ufw"] + shlex.split(rule) for rule in self.add])
 
 
-def plan_ufw(show_added: str, traffic: VrrpTraffic, present: bool = True) -> UfwPlan:
+def plan_ufw(show_added: str, traffic: Traffic, present: bool = True) -> UfwPlan:
+    """Add the traffic's missing rules, delete its rules that are no longer wanted (by its comment)."""
     wanted = ufw_rules(traffic) if present else []
     existing = ufw_added_rules(show_added)
-    ours = [rule for rule in existing if rule.endswith("comment '%s'" % COMMENT)]
+    ours = [rule for rule in existing if rule.endswith("comment '%s'" % traffic.comment)]
     return UfwPlan(rules=wanted,
                    add=[rule for rule in wanted if rule not in existing],
                    delete=[rule for rule in ours if rule not in wanted])
@@ -294,14 +416,9 @@ def plan_ufw(show_added: str, traffic: VrrpTraffic, present: bool = True) -> Ufw
 
 # --- firewalld --------------------------------------------------------------------------------
 
-def firewalld_rich_rules(traffic: VrrpTraffic) -> List[str]:
+def firewalld_rich_rules(traffic: Traffic) -> List[str]:
     """Rich rules in the form firewalld lists them (rich rules carry no comment)."""
-    family = "ipv4" if traffic.version == 4 else "ipv6"
-    if traffic.multicast_group:
-        matches = ['destination address="%s"' % traffic.multicast_group]
-    else:
-        matches = ['source address="%s"' % peer for peer in traffic.peers]
-    return ['rule family="%s" %s protocol value="vrrp" accept' % (family, match) for match in matches]
+    return traffic.firewalld_rich_rules()
 
 
 @dataclass
@@ -334,7 +451,7 @@ class FirewalldPlan:
         return out
 
 
-def plan_firewalld(zone: str, permanent: str, runtime: str, traffic: VrrpTraffic, present: bool = True) -> FirewalldPlan:
+def plan_firewalld(zone: str, permanent: str, runtime: str, traffic: Traffic, present: bool = True) -> FirewalldPlan:
     """From `--list-rich-rules` output, permanent and runtime. Without a comment to recognise our
     rules by, removal (present=False) takes exactly the rules this traffic would add."""
     wanted = firewalld_rich_rules(traffic)

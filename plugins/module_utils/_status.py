@@ -37,28 +37,64 @@ def master_transitions(log: str, since: float = 0.0) -> List[float]:
     return stamps
 
 
+# CloudHub's gauge of the edges a CloudCore serves (cloud/pkg/common/monitor/monitor.go: namespace
+# KubeEdge, subsystem CloudHub, name connected_nodes), on commonConfig.monitorServer (127.0.0.1:9091).
+CONNECTED_NODES_METRIC = "KubeEdge_CloudHub_connected_nodes"
+
+
+def connected_nodes(metrics: str) -> Optional[int]:
+    """The connected_nodes gauge from a Prometheus text page, or None when it is not there."""
+    for line in (metrics or "").splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == CONNECTED_NODES_METRIC:
+            try:
+                return int(float(words[1]))
+            except ValueError:
+                return None
+    return None
+
+
 def status_lines(rows: Sequence[Mapping[str, Any]], certificate: Optional[Mapping[str, Any]] = None) -> List[str]:
-    """One readable table: node, VIP holder, keepalived service and VRRP state, health check."""
+    """One readable table: node, VIP holder, keepalived service and VRRP state, health check; in balanced
+    mode (rows with `node_name`, `metrics`: CloudCore's metrics page, and `haproxy_sessions`: the sessions
+    per CloudCore through the node's haproxy) also the edges each CloudCore serves by its own count and
+    through the VIP holder's haproxy, which every edge goes through."""
     header = ("node", "holds VIP", "keepalived", "VRRP state", "health check")
+    balanced = any("metrics" in row for row in rows)
+    if balanced:
+        sessions = next((row.get("haproxy_sessions") or {} for row in rows if row.get("holder")), {})
+        rows = [dict(row, edges=connected_nodes(str(row.get("metrics") or "")),
+                     haproxy_edges=sessions.get(str(row.get("node_name")))) for row in rows]
+    if balanced:
+        header += ("edges (CloudCore)", "edges (haproxy)")
     table = [header] + [(
         str(row.get("host")),
         "yes" if row.get("holder") else "-",
         str(row.get("service", "unknown")),
         str(row.get("state", "unknown")),
         "ok" if row.get("check_ok") else "FAILING",
-    ) for row in rows]
+    ) + ((_count(row.get("edges")), _count(row.get("haproxy_edges"))) if balanced else ()) for row in rows]
     widths = [max(len(line[column]) for line in table) for column in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
     holders = [str(row.get("host")) for row in rows if row.get("holder")]
     if len(holders) != 1:
         lines.append("WARNING: %d nodes hold the VIP (%s); exactly one should"
                      % (len(holders), ", ".join(holders) or "none"))
+    if balanced:
+        differ = [str(row.get("host")) for row in rows if row.get("edges") != row.get("haproxy_edges")]
+        if differ:
+            lines.append("NOTE: CloudCore and the VIP holder's haproxy count different edges on %s (an edge"
+                         " reconnecting, or one that reached a CloudCore past the balancer)" % ", ".join(differ))
     if certificate:
         sans = list((certificate.get("sans") or {}).get("ip") or []) + list((certificate.get("sans") or {}).get("dns") or [])
         lines.append("certificate on the VIP: SANs %s; expires %s (%s days); covers the VIP: %s" % (
             ", ".join(sans), certificate.get("not_after"), certificate.get("days_left"),
             "yes" if certificate.get("vip_covered") else "NO"))
     return lines
+
+
+def _count(value: Any) -> str:
+    return "?" if value is None else str(value)
 
 
 def drill_report(drained_at: float, logs_after_drain: Mapping[str, str], old_holder: str,

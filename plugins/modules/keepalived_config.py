@@ -14,15 +14,17 @@ version_added: 0.1.0
 author: cloudcore.ha contributors (@cloudcore-ha)
 description:
   - Renders a keepalived configuration with one health-check script (C(vrrp_script)) and one VRRP
-    instance holding the CloudCore VIP, from flat options.
+    instance holding the CloudCore VIP, from the keepalived.conf model in O(config).
   - Runs keepalived's own config test (C(keepalived -t -e -f)) on the rendered text B(before) writing,
     also in check mode, so C(--check) fails on a configuration the daemon would reject.
   - Writes the file only when its content differs, atomically, owned by root with mode 0640.
   - Input that breaks a rule (for example an O(auth_pass) longer than 8 characters, a fractional
-    O(advert_int) with VRRPv2, or a VIP without prefix) fails with a message naming the option, the
-    value and the rule.
+    O(config.advert_int) with VRRPv2, or a VIP without prefix) fails with a message naming the option,
+    the value and the rule.
   - "keepalived 2.2.7 kills itself during the config test when the script user is not root; the
     module runs the test as PID 1 of a new PID namespace (util-linux C(unshare)) to avoid that."
+  - The role cloudcore.ha.keepalived passes each host's model from the site plan
+    (C(cloudcore_site.host[inventory_hostname].keepalived_conf)).
 options:
   path:
     description: The configuration file to write.
@@ -32,108 +34,126 @@ options:
     description: Keep a timestamped copy of the previous file when it changes.
     type: bool
     default: false
-  router_id:
-    description: C(router_id) in C(global_defs); usually the inventory host name.
-    type: str
+  config:
+    description: The keepalived.conf model (one field per option below).
+    type: dict
     required: true
-  script_user:
-    description:
-      - The user keepalived runs scripts as (C(enable_script_security) is always set). The user must
-        exist for the config test to pass.
-    type: str
-    default: keepalived_script
-  check_script:
-    description:
-      - The health check command, an absolute path followed by arguments, for example
-        C(/usr/local/sbin/check_cloudcore https://127.0.0.1:10002/ca.crt 0.8).
-      - The script must exist, be executable and live in root-owned directories.
-    type: str
-    required: true
-  check_interval:
-    description: Seconds between two checks.
-    type: float
-    default: 1
-  check_timeout:
-    description: Seconds after which keepalived counts a running check as failed.
-    type: float
-    default: 1
-  check_fall:
-    description: Consecutive failures before the check counts as failed.
-    type: int
-    default: 2
-  check_rise:
-    description: Consecutive successes before the check counts as OK again.
-    type: int
-    default: 2
-  check_weight:
-    description:
-      - Weight of the check; V(0) puts the node in FAULT when the check fails (failover mode C(fault)),
-        a positive weight is added while OK, a negative one subtracted while failing (-253..253).
-      - Use the filter P(cloudcore.ha.vrrp_priorities#filter) to choose weights and priorities that fail over.
-    type: int
-    default: 0
-  instance_name:
-    description: Name of the VRRP instance.
-    type: str
-    default: CLOUDCORE
-  state:
-    description: Initial state of the instance.
-    type: str
-    choices: [MASTER, BACKUP]
-    default: BACKUP
-  interface:
-    description: Interface VRRP advertisements are sent on.
-    type: str
-    required: true
-  virtual_router_id:
-    description: VRID, 1..255, unique on the L2 segment.
-    type: int
-    required: true
-  priority:
-    description: Base priority 1..254 (255 is the address owner, which ignores the health check).
-    type: int
-    required: true
-  advert_int:
-    description: Seconds between advertisements; whole seconds with VRRPv2, 10 ms steps with VRRPv3.
-    type: float
-    default: 1
-  vrrp_version:
-    description:
-      - VRRP version. Default is V(3) for an IPv6 VIP or a sub-second O(advert_int), else V(2).
-    type: int
-    choices: [2, 3]
-  nopreempt:
-    description: Do not take the VIP from a live lower-priority master (needs O(state=BACKUP)).
-    type: bool
-    default: false
-  preempt_delay:
-    description: Seconds to wait before preempting (not with O(nopreempt)).
-    type: int
+    suboptions:
+      router_id:
+        description: C(router_id) in C(global_defs); usually the inventory host name.
+        type: str
+        required: true
+      check_script:
+        description:
+          - The health check command, an absolute path followed by arguments, for example
+            C(/usr/local/sbin/check_cloudcore https://127.0.0.1:10002/ca.crt 0.8 /run/cloudcore-ha/drain).
+          - The script must exist, be executable and live in root-owned directories.
+        type: str
+        required: true
+      interface:
+        description: Interface VRRP advertisements are sent on.
+        type: str
+        required: true
+      virtual_router_id:
+        description: VRID, 1..255, unique on the L2 segment.
+        type: int
+        required: true
+      priority:
+        description: Base priority 1..254 (255 is the address owner, which ignores the health check).
+        type: int
+        required: true
+      vip:
+        description: The virtual IP with prefix length, for example C(10.10.102.242/24) or C(fd00::100/64).
+        type: str
+        required: true
+      script_user:
+        description:
+          - The user keepalived runs scripts as (C(enable_script_security) is always set). The user must
+            exist for the config test to pass.
+        type: str
+        default: keepalived_script
+      script_name:
+        description: Name of the C(vrrp_script) block.
+        type: str
+        default: chk_cloudcore
+      check_interval:
+        description: Seconds between two checks (whole seconds with keepalived 2.2).
+        type: float
+        default: 1
+      check_timeout:
+        description: Seconds after which keepalived counts a running check as failed.
+        type: float
+        default: 1
+      check_fall:
+        description: Consecutive failures before the check counts as failed.
+        type: int
+        default: 2
+      check_rise:
+        description: Consecutive successes before the check counts as OK again.
+        type: int
+        default: 2
+      check_weight:
+        description:
+          - Weight of the check; V(0) puts the node in FAULT when the check fails (failover mode C(fault)),
+            a positive weight is added while OK, a negative one subtracted while failing (-253..253).
+          - Use the filter P(cloudcore.ha.vrrp_priorities#filter) to choose weights and priorities that fail over.
+        type: int
+        default: 0
+      instance_name:
+        description: Name of the VRRP instance.
+        type: str
+        default: CLOUDCORE
+      state:
+        description: Initial state of the instance.
+        type: str
+        choices: [MASTER, BACKUP]
+        default: BACKUP
+      advert_int:
+        description: Seconds between advertisements; whole seconds with VRRPv2, 10 ms steps with VRRPv3.
+        type: float
+        default: 1
+      vrrp_version:
+        description:
+          - VRRP version. Default is V(3) for an IPv6 VIP or a sub-second O(config.advert_int), else V(2).
+        type: int
+        choices: [2, 3]
+      nopreempt:
+        description: Do not take the VIP from a live lower-priority master (needs O(config.state=BACKUP)).
+        type: bool
+        default: false
+      preempt_delay:
+        description: Seconds to wait before preempting (not with O(config.nopreempt)).
+        type: int
+      multicast_group:
+        description: Multicast group for advertisements instead of the default 224.0.0.18 / ff02::12.
+        type: str
+      unicast_src_ip:
+        description: Source address for unicast advertisements (this node's address).
+        type: str
+      unicast_peers:
+        description: Addresses of the other nodes; when set, advertisements are unicast to them.
+        type: list
+        elements: str
+        default: []
+      vip_dev:
+        description: Interface the VIP is added to. Default is O(config.interface).
+        type: str
+      notify_script:
+        description: Script keepalived runs on every state change (absolute path plus arguments).
+        type: str
+      extra_vips:
+        description:
+          - More addresses of the VIP's family the instance holds with the VIP, with prefix (a VIP change - the
+            previous VIP, which edges still use).
+        type: list
+        elements: str
+        default: []
+        version_added: 0.2.0
   auth_pass:
     description:
       - VRRP PASS authentication secret, at most 8 characters (keepalived silently truncates longer
-        ones; this module refuses them). VRRPv2 only. Masked in diffs.
-    type: str
-  multicast_group:
-    description: Multicast group for advertisements instead of the default 224.0.0.18 / ff02::12.
-    type: str
-  unicast_src_ip:
-    description: Source address for unicast advertisements (this node's address).
-    type: str
-  unicast_peers:
-    description: Addresses of the other nodes; when set, advertisements are unicast to them.
-    type: list
-    elements: str
-    default: []
-  vip:
-    description: The virtual IP with prefix length, for example C(10.10.102.242/24) or C(fd00::100/64).
-    type: str
-    required: true
-  vip_dev:
-    description: Interface the VIP is added to. Default is O(interface).
-    type: str
-  notify_script:
-    description: Script keepalived runs on every state change (absolute path plus arguments).
+        ones; this module refuses them). VRRPv2 only. Masked in diffs, never logged.
+      - Kept out of O(config) so that the model (and the site plan it comes from) holds no secret.
     type: str
   keepalived_binary:
     description: The keepalived executable, looked up in PATH and the sbin directories.
@@ -167,29 +187,36 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Configure keepalived for the CloudCore VIP (fault mode)
+- name: Write keepalived.conf from the site plan (what the role cloudcore.ha.keepalived does)
   cloudcore.ha.keepalived_config:
-    router_id: "{{ inventory_hostname }}"
-    check_script: /usr/local/sbin/check_cloudcore https://127.0.0.1:10002/ca.crt 0.8
-    interface: eth0
-    virtual_router_id: 51
-    priority: 200
-    nopreempt: true
-    vip: 10.10.102.242/24
+    config: "{{ cloudcore_site.host[inventory_hostname].keepalived_conf }}"
+    auth_pass: "{{ cloudcore_vrrp_auth_pass | default(omit) }}"
+
+- name: Fault mode by hand
+  cloudcore.ha.keepalived_config:
+    config:
+      router_id: "{{ inventory_hostname }}"
+      check_script: /usr/local/sbin/check_cloudcore https://127.0.0.1:10002/ca.crt 0.8 /run/cloudcore-ha/drain
+      interface: eth0
+      virtual_router_id: 51
+      priority: 250
+      nopreempt: true
+      vip: 10.10.102.242/24
 
 - name: Unicast, seed-style weighted check
   cloudcore.ha.keepalived_config:
-    router_id: node1
-    check_script: /usr/local/sbin/check_cloudcore
-    check_weight: 2
-    state: MASTER
-    interface: eth0
-    virtual_router_id: 51
-    priority: 100
-    unicast_src_ip: 10.10.102.11
-    unicast_peers: [10.10.102.12]
+    config:
+      router_id: node1
+      check_script: /usr/local/sbin/check_cloudcore
+      check_weight: 2
+      state: MASTER
+      interface: eth0
+      virtual_router_id: 51
+      priority: 100
+      unicast_src_ip: 10.10.102.11
+      unicast_peers: [10.10.102.12]
+      vip: 10.10.102.242/24
     auth_pass: "{{ cloudcore_vrrp_auth_pass }}"
-    vip: 10.10.102.242/24
 """
 
 RETURN = r"""
@@ -232,12 +259,16 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
-from ansible_collections.cloudcore.ha.plugins.module_utils._vrrp import (
-    KeepalivedConfig,
+from ansible_collections.cloudcore.ha.plugins.module_utils._keepalived_conf import (
     KeepalivedConfigError,
-    keepalived_config_test,
+    from_options,
     mask_secrets,
+    option_spec,
     render_keepalived_conf,
+)
+from ansible_collections.cloudcore.ha.plugins.module_utils._keepalived_test import (
+    keepalived_config_test,
+    parse_version,
 )
 
 _SBIN = ["/usr/sbin", "/sbin", "/usr/local/sbin"]
@@ -249,11 +280,6 @@ def _read(path):
             return handle.read()
     except FileNotFoundError:
         return None
-
-
-def _number(value):
-    # keep integers integral so that "advert_int 1" renders as 1, not 1.0
-    return int(value) if float(value) == int(value) else value
 
 
 def _keepalived_version(module, binary):
@@ -277,71 +303,24 @@ def main():
         argument_spec=dict(
             path=dict(type="path", default="/etc/keepalived/keepalived.conf"),
             backup=dict(type="bool", default=False),
-            router_id=dict(type="str", required=True),
-            script_user=dict(type="str", default="keepalived_script"),
-            check_script=dict(type="str", required=True),
-            check_interval=dict(type="float", default=1),
-            check_timeout=dict(type="float", default=1),
-            check_fall=dict(type="int", default=2),
-            check_rise=dict(type="int", default=2),
-            check_weight=dict(type="int", default=0),
-            instance_name=dict(type="str", default="CLOUDCORE"),
-            state=dict(type="str", default="BACKUP", choices=["MASTER", "BACKUP"]),
-            interface=dict(type="str", required=True),
-            virtual_router_id=dict(type="int", required=True),
-            priority=dict(type="int", required=True),
-            advert_int=dict(type="float", default=1),
-            vrrp_version=dict(type="int", choices=[2, 3]),
-            nopreempt=dict(type="bool", default=False),
-            preempt_delay=dict(type="int"),
+            config=dict(type="dict", required=True, options=option_spec(exclude=("auth_pass",))),
             auth_pass=dict(type="str", no_log=True),
-            multicast_group=dict(type="str"),
-            unicast_src_ip=dict(type="str"),
-            unicast_peers=dict(type="list", elements="str", default=[]),
-            vip=dict(type="str", required=True),
-            vip_dev=dict(type="str"),
-            notify_script=dict(type="str"),
             keepalived_binary=dict(type="str", default="keepalived"),
             validate=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    config = KeepalivedConfig(
-        router_id=p["router_id"],
-        check_script=p["check_script"],
-        interface=p["interface"],
-        virtual_router_id=p["virtual_router_id"],
-        priority=p["priority"],
-        vip=p["vip"],
-        script_user=p["script_user"],
-        check_interval=_number(p["check_interval"]),
-        check_timeout=_number(p["check_timeout"]),
-        check_fall=p["check_fall"],
-        check_rise=p["check_rise"],
-        check_weight=p["check_weight"],
-        instance_name=p["instance_name"],
-        state=p["state"],
-        advert_int=_number(p["advert_int"]),
-        vrrp_version=p["vrrp_version"],
-        nopreempt=p["nopreempt"],
-        preempt_delay=p["preempt_delay"],
-        auth_pass=p["auth_pass"],
-        multicast_group=p["multicast_group"],
-        unicast_src_ip=p["unicast_src_ip"],
-        unicast_peers=p["unicast_peers"],
-        vip_dev=p["vip_dev"],
-        notify_script=p["notify_script"],
-    )
+    config = from_options(dict(p["config"], auth_pass=p["auth_pass"]))
     path = p["path"]
     try:
         text = render_keepalived_conf(config)
     except KeepalivedConfigError as exc:
         module.fail_json(
             msg="invalid keepalived_config input: " + "; ".join(
-                "option %s=%s: %s" % (option, value if option == "auth_pass" else repr(value), rule)
-                for option, value, rule in exc.problems),
-            problems=[dict(option=o, value=v, rule=r) for o, v, r in exc.problems],
+                "option %s=%s: %s" % (problem.variable, problem.value if problem.variable == "auth_pass"
+                                      else repr(problem.value), problem.rule) for problem in exc.problems),
+            problems=[dict(option=problem.variable, value=problem.value, rule=problem.rule) for problem in exc.problems],
             path=path)
 
     content = to_bytes(text)
@@ -360,7 +339,8 @@ def main():
         else:
             result["keepalived_version"] = _keepalived_version(module, binary)
             unshare = module.get_bin_path("unshare", required=False, opt_dirs=_SBIN) if os.geteuid() == 0 else None
-            outcome = keepalived_config_test(text, run=_command_runner(module), keepalived=binary, unshare=unshare)
+            outcome = keepalived_config_test(text, run=_command_runner(module), keepalived=binary, unshare=unshare,
+                                             version=parse_version(result["keepalived_version"]))
             if outcome.notes:
                 result["config_test_notes"] = outcome.notes
             if not outcome.ok:

@@ -33,7 +33,7 @@ options:
     type: float
     default: 5
   vip:
-    description: The VIP, with or without prefix length; adds RV(vip_covered).
+    description: The VIP with its prefix length (C(cloudcore_vip)); adds RV(vip_covered).
     type: str
   server_name:
     description: Server name to send (SNI). Default is O(host) when it is a name, none for an address.
@@ -54,7 +54,7 @@ attributes:
 EXAMPLES = r"""
 - name: Does the certificate CloudCore serves on the VIP name the VIP?
   cloudcore.ha.served_cert:
-    host: "{{ cloudcore_vip | ansible.utils.ipaddr('address') }}"
+    host: "{{ cloudcore_site.vip.address }}"
     vip: "{{ cloudcore_vip }}"
   register: _served
   delegate_to: localhost
@@ -128,6 +128,7 @@ from ansible_collections.cloudcore.ha.plugins.module_utils._certs import (
     CertificateError,
     served_cert_facts,
 )
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError
 
 
 def main():
@@ -147,7 +148,7 @@ def main():
     where = "%s:%d" % (p["host"], p["port"])
     try:
         facts = served_cert_facts(p["host"], p["port"], p["timeout"], vip=p["vip"], server_name=p["server_name"])
-    except CertificateError as exc:
+    except (CertificateError, InputError) as exc:
         module.fail_json(msg="%s: %s" % (where, exc))
     except socket.timeout:
         module.fail_json(msg="%s: no TLS answer within timeout=%s s" % (where, p["timeout"]))

@@ -116,138 +116,22 @@ rules:
   sample: {"nftables": ["inet filter input: iifname \"eth0\" ip daddr 224.0.0.18 meta l4proto vrrp accept"]}
 """
 
-import json
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.cloudcore.ha.plugins.module_utils._firewall import (
     FIREWALL_CHOICES,
     FirewallError,
-    active_backends,
-    firewalld_zone,
-    nft_dropin_text,
-    plan_firewalld,
-    plan_nftables,
-    plan_ufw,
     select_backends,
     vrrp_traffic,
 )
-
-_SBIN = ["/usr/sbin", "/sbin", "/usr/local/sbin"]
-
-
-class Host(object):
-    """The commands and files of one node, failing the module with the command's own words."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def binary(self, name):
-        return self.module.get_bin_path(name, required=False, opt_dirs=_SBIN)
-
-    def run(self, argv, data=None, must_succeed=True):
-        rc, out, err = self.module.run_command(argv, data=data, check_rc=False, binary_data=data is not None)
-        if must_succeed and rc != 0:
-            self.module.fail_json(msg="%s failed (exit %d): %s" % (" ".join(argv), rc, (err or out).strip()),
-                                  rc=rc, stdout=out, stderr=err)
-        return rc, out
-
-    def output(self, argv):
-        """Output of a probe; empty when the tool is missing or says no."""
-        binary = self.binary(argv[0])
-        if binary is None:
-            return ""
-        return self.run([binary] + argv[1:], must_succeed=False)[1]
-
-    def read(self, path):
-        try:
-            with open(path, "rb") as handle:
-                return to_native(handle.read())
-        except FileNotFoundError:
-            return None
-
-    def write(self, path, text):
-        """Atomically write text (0644, root) when it differs; empty text removes the file."""
-        before = self.read(path)
-        wanted = text or None
-        if before == wanted:
-            return False
-        if self.module.check_mode:
-            return True
-        if wanted is None:
-            os.unlink(path)
-            return True
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
-        fd, tmp = tempfile.mkstemp(prefix=".cloudcore-ha.", dir=directory)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(to_bytes(text))
-        os.chmod(tmp, 0o644)
-        self.module.atomic_move(tmp, path, unsafe_writes=False)
-        return True
-
-
-def detect(host):
-    return active_backends(
-        firewalld_state=host.output(["firewall-cmd", "--state"]),
-        ufw_status=host.output(["ufw", "status"]),
-        nftables_state=host.output(["systemctl", "is-active", "nftables"]))
-
-
-def handle_nftables(host, traffic, present):
-    nft = host.binary("nft")
-    listing = host.run([nft, "-j", "list", "ruleset"])[1]
-    try:
-        ruleset = json.loads(listing or "{}")
-    except ValueError:
-        host.module.fail_json(msg="vrrp_firewall: %s -j list ruleset did not print JSON (nft older than 0.9?);"
-                                  " set firewall=none and allow VRRP yourself" % nft, stdout=listing[:2000])
-    plan = plan_nftables(ruleset, traffic, present)
-    if plan.changed and not host.module.check_mode:
-        host.run([nft, "-f", "-"], data=plan.script())
-    return plan, plan.changed
-
-
-def handle_nftables_files(host, present, plans, params):
-    """The rules file and the drop-in: kept while nftables rules are wanted, removed otherwise."""
-    plan = plans.get("nftables")
-    rules_text = plan.persistent_text() if plan is not None and present else ""
-    nft = host.binary("nft") or "/usr/sbin/nft"
-    dropin_text = nft_dropin_text(nft, params["nft_rules_path"]) if rules_text else ""
-    changed = host.write(params["nft_rules_path"], rules_text)
-    dropin_changed = host.write(params["nft_dropin_path"], dropin_text)
-    if dropin_changed and not host.module.check_mode:
-        host.run([host.binary("systemctl") or "systemctl", "daemon-reload"])
-    return changed or dropin_changed
-
-
-def handle_ufw(host, traffic, present):
-    ufw = host.binary("ufw")
-    plan = plan_ufw(host.run([ufw, "show", "added"])[1], traffic, present)
-    if plan.changed and not host.module.check_mode:
-        for argv in plan.commands():
-            host.run([ufw] + argv[1:])
-    return plan, plan.changed
-
-
-def handle_firewalld(host, traffic, present):
-    cmd = host.binary("firewall-cmd")
-    rc, out = host.run([cmd, "--get-zone-of-interface=%s" % traffic.interface], must_succeed=False)
-    zone = firewalld_zone((rc, out), host.run([cmd, "--get-default-zone"])[1])
-    permanent = host.run([cmd, "--permanent", "--zone=%s" % zone, "--list-rich-rules"])[1]
-    runtime = host.run([cmd, "--zone=%s" % zone, "--list-rich-rules"])[1]
-    plan = plan_firewalld(zone, permanent, runtime, traffic, present)
-    if plan.changed and not host.module.check_mode:
-        for argv in plan.commands():
-            host.run([cmd] + argv[1:])
-    return plan, plan.changed
-
-
-HANDLERS = {"firewalld": handle_firewalld, "ufw": handle_ufw, "nftables": handle_nftables}
+from ansible_collections.cloudcore.ha.plugins.module_utils._firewall_host import (
+    VRRP_DROPIN,
+    Host,
+    detect,
+    handle_backends,
+    rules_diff,
+)
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import VRRP_MODES, InputError
 
 
 def main():
@@ -255,42 +139,32 @@ def main():
         argument_spec=dict(
             interface=dict(type="str", required=True),
             vip=dict(type="str", required=True),
-            mode=dict(type="str", default="multicast", choices=["multicast", "unicast"]),
+            mode=dict(type="str", default="multicast", choices=list(VRRP_MODES)),
             multicast_group=dict(type="str"),
             peers=dict(type="list", elements="str", default=[]),
             firewall=dict(type="str", default="auto", choices=list(FIREWALL_CHOICES)),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             nft_rules_path=dict(type="path", default="/etc/cloudcore-ha/vrrp.nft"),
-            nft_dropin_path=dict(type="path", default="/etc/systemd/system/nftables.service.d/cloudcore-ha.conf"),
+            nft_dropin_path=dict(type="path", default=VRRP_DROPIN),
         ),
         supports_check_mode=True,
     )
     p = module.params
     present = p["state"] == "present"
-    host = Host(module)
+    host = Host(module, "vrrp_firewall")
     try:
         traffic = vrrp_traffic(p["interface"], p["vip"], p["mode"], p["multicast_group"], p["peers"])
         active = detect(host)
         handled = select_backends(p["firewall"], active)
-    except FirewallError as error:
+    except (FirewallError, InputError) as error:
         module.fail_json(msg="vrrp_firewall: %s" % error)
 
-    plans, changed = {}, False
-    for name in handled:
-        try:
-            plans[name], backend_changed = HANDLERS[name](host, traffic, present)
-        except FirewallError as error:
-            module.fail_json(msg="vrrp_firewall (%s): %s" % (name, error), changed=changed)
-        changed = changed or backend_changed
-    changed = handle_nftables_files(host, present, plans, p) or changed
+    plans, changed = handle_backends(host, handled, traffic, present, p)
 
     result = dict(changed=changed, active=active, handled=handled,
                   rules=dict((name, plan.after()) for name, plan in plans.items()))
     if changed and module._diff:
-        result["diff"] = dict(
-            before_header="VRRP firewall rules", after_header="VRRP firewall rules",
-            before="".join("%s: %s\n" % (name, line) for name, plan in plans.items() for line in plan.before()),
-            after="".join("%s: %s\n" % (name, line) for name, plan in plans.items() for line in plan.after()))
+        result["diff"] = rules_diff(plans, "VRRP firewall rules")
     module.exit_json(**result)
 
 

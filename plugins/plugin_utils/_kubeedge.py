@@ -3,204 +3,28 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The Kubernetes side of CloudCore HA: which KubeEdge releases we deploy, and the decisions around them.
+"""The Kubernetes side of CloudCore HA: which rendered manifests to apply, and which nodes to label.
 
-Plain Python without Ansible imports, used by the node_labels and manifests roles through the
-cloudcore.ha.kubeedge_* filters:
+Controller-only (it needs PyYAML), used by the node_labels and manifests roles through the
+cloudcore.ha.kubeedge_* filters; the KubeEdge release table lives in module_utils/_releases.py and the
+inputs (labels, node names) are parsed by the site plan.
 
-- the release table: per supported KubeEdge minor, the CloudCore config apiVersion, the CRDs
-  CloudCore watches and the ClusterRole rules it needs (least privilege for the configuration the
-  manifests role writes: cloudStream, router, dynamicController, taskManager and
-  requireAuthorization off);
-- which nodes to label (and unlabel), and which of the rendered manifests to apply;
-- whether the live ``cloudcore.yaml`` already holds our settings: CloudCore rewrites its own
-  ConfigMap at start with its full, adjusted configuration (cloud/cmd/cloudcore/app/server.go,
-  ``updateCloudCoreConfigMap`` after ``AdjustCloudCoreConfig``), so comparing strings would
-  re-apply, and fight CloudCore, on every run.
+Whether the live ``cloudcore.yaml`` already holds our settings is decided by meaning, not by text:
+CloudCore rewrites its own ConfigMap at start with its full, adjusted configuration
+(cloud/cmd/cloudcore/app/server.go, ``updateCloudCoreConfigMap`` after ``AdjustCloudCoreConfig``), so
+comparing strings would re-apply, and fight CloudCore, on every run.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError, parse_node_labels
+
 NAMESPACE = "kubeedge"
 CONFIGMAP = "cloudcore"
-# KubeEdge keeps CloudCore's serving certificate in Secret kubeedge/cloudcoresecret (data keys
-# cloudcoredata = certificate DER, cloudcorekeydata = EC key, SEC 1 DER) and its CA in
-# kubeedge/casecret (cadata, cakeydata); cloud/pkg/cloudhub/servers/httpserver/pre_server.go.
-CERT_SECRET = "cloudcoresecret"
-CERT_KEY = "cloudcoredata"
-CA_SECRET = "casecret"
-
-CONFIG_V1ALPHA2 = "cloudcore.config.kubeedge.io/v1alpha2"
-
-
-class KubeEdgeError(ValueError):
-    """A value the Kubernetes side cannot use; names the variable, the value and the rule."""
-
-    def __init__(self, variable: str, value: Any, rule: str):
-        self.variable = variable
-        self.value = value
-        self.rule = rule
-        super().__init__("%s=%r: %s" % (variable, value, rule))
-
-
-@dataclass(frozen=True)
-class Crd:
-    """A KubeEdge CRD as we install it: names and versions, a permissive schema (see the template)."""
-
-    group: str
-    kind: str
-    plural: str
-    versions: Tuple[str, ...]
-    scope: str = "Namespaced"
-
-    @property
-    def name(self) -> str:
-        return "%s.%s" % (self.plural, self.group)
-
-    def as_dict(self) -> Dict[str, Any]:
-        storage = self.versions[-1]
-        return {
-            "name": self.name,
-            "group": self.group,
-            "kind": self.kind,
-            "list_kind": self.kind + "List",
-            "plural": self.plural,
-            "singular": self.kind.lower(),
-            "scope": self.scope,
-            "versions": [{"name": v, "served": True, "storage": v == storage} for v in self.versions],
-        }
-
-
-@dataclass(frozen=True)
-class Release:
-    minor: Tuple[int, int]
-    config_api_version: str
-    crds: Tuple[Crd, ...]
-    rules: Tuple[Dict[str, Any], ...]
-    note: str
-
-
-_READ = ["get", "list", "watch"]
-_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete"]
-
-DEVICE = Crd("devices.kubeedge.io", "Device", "devices", ("v1beta1",))
-DEVICE_MODEL = Crd("devices.kubeedge.io", "DeviceModel", "devicemodels", ("v1beta1",))
-DEVICE_STATUS = Crd("devices.kubeedge.io", "DeviceStatus", "devicestatuses", ("v1beta1",))
-OBJECT_SYNC = Crd("reliablesyncs.kubeedge.io", "ObjectSync", "objectsyncs", ("v1alpha1",))
-CLUSTER_OBJECT_SYNC = Crd("reliablesyncs.kubeedge.io", "ClusterObjectSync", "clusterobjectsyncs",
-                          ("v1alpha1",), scope="Cluster")
-RULE = Crd("rules.kubeedge.io", "Rule", "rules", ("v1",))
-RULE_ENDPOINT = Crd("rules.kubeedge.io", "RuleEndpoint", "ruleendpoints", ("v1",))
-
-
-def _core_rules() -> List[Dict[str, Any]]:
-    """The chart's cloudcore-common rules without what our configuration never uses.
-
-    Dropped from upstream (manifests/charts/cloudcore/templates/rbac_cloudcore.yaml): write access
-    to CustomResourceDefinitions (CloudCore only reads them; this role installs them),
-    networking.istio.io (EdgeMesh's old path) and operations.kubeedge.io (taskManager is off).
-    """
-    return [
-        {"apiGroups": [""],
-         "resources": ["nodes", "nodes/status", "serviceaccounts/token", "configmaps", "pods", "pods/status",
-                       "secrets", "endpoints", "services", "persistentvolumes", "persistentvolumeclaims"],
-         "verbs": ["get", "list", "watch", "create", "update"]},
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "update", "patch"]},
-        {"apiGroups": [""], "resources": ["nodes", "nodes/status", "pods/status"], "verbs": ["patch"]},
-        {"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["delete"]},
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-         "verbs": ["get", "list", "watch", "create", "update"]},
-        {"apiGroups": ["reliablesyncs.kubeedge.io"],
-         "resources": ["objectsyncs", "clusterobjectsyncs", "objectsyncs/status", "clusterobjectsyncs/status"],
-         "verbs": list(_WRITE)},
-        {"apiGroups": ["rules.kubeedge.io"],
-         "resources": ["rules", "ruleendpoints", "rules/status", "ruleendpoints/status"],
-         "verbs": list(_WRITE)},
-        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": list(_READ)},
-    ]
-
-
-def _device_rule(resources: Sequence[str]) -> Dict[str, Any]:
-    return {"apiGroups": ["devices.kubeedge.io"], "resources": list(resources), "verbs": list(_WRITE)}
-
-
-_DEVICES_1_22 = ["devices", "devicemodels", "devices/status", "devicemodels/status"]
-_DEVICES_1_23 = _DEVICES_1_22 + ["devicestatuses", "devicestatuses/status"]
-
-RELEASES = {
-    (1, 22): Release(
-        minor=(1, 22),
-        config_api_version=CONFIG_V1ALPHA2,
-        crds=(DEVICE, DEVICE_MODEL, OBJECT_SYNC, CLUSTER_OBJECT_SYNC, RULE, RULE_ENDPOINT),
-        rules=tuple(_core_rules() + [_device_rule(_DEVICES_1_22)]),
-        note="device model carries protocolConfigData/visitors (thing model); vendored Kubernetes 1.31",
-    ),
-    (1, 23): Release(
-        minor=(1, 23),
-        config_api_version=CONFIG_V1ALPHA2,
-        crds=(DEVICE, DEVICE_MODEL, DEVICE_STATUS, OBJECT_SYNC, CLUSTER_OBJECT_SYNC, RULE, RULE_ENDPOINT),
-        rules=tuple(_core_rules() + [_device_rule(_DEVICES_1_23)]),
-        note="device status moved to the DeviceStatus CRD (kubeedge #6534); vendored Kubernetes 1.32",
-    ),
-}
-DEFAULT_VERSION = "1.23.1"
-
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
-
-
-def supported_minors() -> List[str]:
-    return ["%d.%d" % m for m in sorted(RELEASES)]
-
-
-def parse_version(version: Any, variable: str = "cloudcore_version") -> Tuple[int, int, int]:
-    match = _VERSION_RE.match(str(version).strip()) if isinstance(version, str) else None
-    if not match:
-        raise KubeEdgeError(variable, version,
-                            "expected a KubeEdge release as MAJOR.MINOR.PATCH, e.g. %s (a string; "
-                            "quote it in YAML)" % DEFAULT_VERSION)
-    major, minor, patch = (int(g) for g in match.groups())
-    if (major, minor) not in RELEASES:
-        raise KubeEdgeError(variable, version,
-                            "KubeEdge %d.%d is not supported; supported releases: %s"
-                            % (major, minor, ", ".join(m + ".x" for m in supported_minors())))
-    return major, minor, patch
-
-
-def release_facts(version: Any, variable: str = "cloudcore_version") -> Dict[str, Any]:
-    """Everything the templates need to know about one KubeEdge release."""
-    major, minor, patch = parse_version(version, variable)
-    release = RELEASES[(major, minor)]
-    normalized = "%d.%d.%d" % (major, minor, patch)
-    return {
-        "version": normalized,
-        "minor": "%d.%d" % (major, minor),
-        "image_tag": "v" + normalized,
-        "config_api_version": release.config_api_version,
-        "crds": [crd.as_dict() for crd in release.crds],
-        "crd_names": [crd.name for crd in release.crds],
-        "rbac_rules": [dict(rule) for rule in release.rules],
-        "note": release.note,
-        "supported": supported_minors(),
-    }
-
-
-def vip_address(vip: Any, variable: str = "cloudcore_vip") -> str:
-    """The VIP's address without prefix length, as CloudCore wants it in advertiseAddress."""
-    if vip is None or str(vip).strip() == "":
-        raise KubeEdgeError(variable, vip, "is required: the VIP with its prefix, e.g. 10.10.102.242/24")
-    try:
-        interface = ipaddress.ip_interface(str(vip).strip())
-    except ValueError:
-        raise KubeEdgeError(variable, vip, "expected an IPv4 or IPv6 address with prefix, e.g. 10.10.102.242/24")
-    return str(interface.ip)
 
 
 # ---------------------------------------------------------------- manifests
@@ -214,14 +38,14 @@ def documents(texts: Any, variable: str = "manifests") -> List[Dict[str, Any]]:
         try:
             docs = list(yaml.safe_load_all(text))
         except yaml.YAMLError as exc:
-            raise KubeEdgeError("%s[%d]" % (variable, index), str(text)[:60], "is not valid YAML: %s" % exc)
+            raise InputError("%s[%d]" % (variable, index), str(text)[:60], "is not valid YAML: %s" % exc)
         for doc in docs:
             if doc is None:
                 continue
             if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind") \
                     or not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
-                raise KubeEdgeError("%s[%d]" % (variable, index), str(doc)[:60],
-                                    "every document needs apiVersion, kind and metadata.name")
+                raise InputError("%s[%d]" % (variable, index), str(doc)[:60],
+                                 "every document needs apiVersion, kind and metadata.name")
             out.append(doc)
     return out
 
@@ -230,12 +54,16 @@ def _is_zero(value: Any) -> bool:
     return value is None or value is False or value == 0 or value == "" or value == [] or value == {}
 
 
-def covers(live: Any, desired: Any) -> bool:
+def covers(live: Any, desired: Any, keyed_lists: bool = False) -> bool:
     """Whether ``live`` holds every setting of ``desired``.
 
     Mappings: each desired key must be covered by the live value; a desired zero value (false, 0,
     "", [], {}) may be missing, because Go's ``omitempty`` drops it when CloudCore re-marshals its
     configuration. Lists: same length, element by element. Scalars: equal.
+
+    ``keyed_lists``: a list of mappings is a set of items (a pod template's containers, ports, env,
+    volumes: Kubernetes merges them by key and server-side apply may keep them in another order), so
+    each desired item must be covered by a live item of its own, in any order.
     """
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
@@ -245,13 +73,22 @@ def covers(live: Any, desired: Any) -> bool:
                 if _is_zero(value):
                     continue
                 return False
-            if not covers(live[key], value):
+            if not covers(live[key], value, keyed_lists):
                 return False
         return True
     if isinstance(desired, (list, tuple)):
         if not isinstance(live, (list, tuple)) or len(live) != len(desired):
             return False
-        return all(covers(a, b) for a, b in zip(live, desired))
+        if keyed_lists and all(isinstance(item, Mapping) for item in desired):
+            unused = list(live)
+            for item in desired:
+                match = next((index for index, candidate in enumerate(unused)
+                              if covers(candidate, item, keyed_lists)), None)
+                if match is None:
+                    return False
+                unused.pop(match)
+            return True
+        return all(covers(a, b, keyed_lists) for a, b in zip(live, desired))
     if isinstance(desired, bool) or isinstance(live, bool):
         return live is desired
     return live == desired
@@ -279,6 +116,25 @@ def config_covers(live_configmap: Optional[Mapping[str, Any]], desired_configmap
     return True
 
 
+PUBLIC_WEBSOCKET_PORT = 10000
+
+
+def live_mode(live_configmap: Optional[Mapping[str, Any]]) -> str:
+    """The HA mode the running CloudCores were configured for: "balanced" when cloudcore.yaml moved the
+    websocket off the public port 10000 (haproxy holds it), "vip" when it did not, "absent" without a
+    ConfigMap (a first install). A site switching modes is told by this against the plan."""
+    if not live_configmap:
+        return "absent"
+    try:
+        config = yaml.safe_load((live_configmap.get("data") or {}).get("cloudcore.yaml") or "") or {}
+    except yaml.YAMLError:
+        return "vip"
+    websocket = (((config.get("modules") or {}).get("cloudHub") or {}).get("websocket") or {}) \
+        if isinstance(config, Mapping) else {}
+    port = websocket.get("port", PUBLIC_WEBSOCKET_PORT) if isinstance(websocket, Mapping) else PUBLIC_WEBSOCKET_PORT
+    return "vip" if port == PUBLIC_WEBSOCKET_PORT else "balanced"
+
+
 def _ident(doc: Mapping[str, Any]) -> Dict[str, str]:
     md = doc.get("metadata") or {}
     out = {"kind": str(doc.get("kind")), "name": str(md.get("name"))}
@@ -289,7 +145,8 @@ def _ident(doc: Mapping[str, Any]) -> Dict[str, str]:
 
 def apply_plan(docs: Sequence[Mapping[str, Any]], existing_crds: Iterable[str] = (),
                live_configmap: Optional[Mapping[str, Any]] = None, install_crds: bool = True,
-               namespace_exists: bool = True, check_mode: bool = False) -> Dict[str, Any]:
+               namespace_exists: bool = True, check_mode: bool = False,
+               live_deployment: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Split the rendered objects into what to apply (in order) and what to leave alone, with reasons.
 
     - CRDs: only with ``install_crds``, and only when missing: an installed CRD (keadm, Helm) carries
@@ -298,6 +155,12 @@ def apply_plan(docs: Sequence[Mapping[str, Any]], existing_crds: Iterable[str] =
     - the CloudCore ConfigMap: left alone when the live cloudcore.yaml already holds our settings.
     - check mode before the namespace exists: namespaced objects cannot be dry-run (the API server
       answers 404 for the namespace); they are listed as ``pending`` instead.
+    - ``rollout``: the live Deployment's pod template lacks a setting of ours (a new version, a switch
+      of HA mode), so the Deployment controller will replace every pod itself; the role's own restart
+      is then redundant.
+    - ``scale_down`` / ``scale_up``: the live Deployment has more / fewer replicas than the site has
+      CloudCore nodes (a node leaves or joins the site).
+    - ``wait``: the Deployment controller will replace, add or remove pods: wait for it.
     """
     present = set(existing_crds or ())
     apply, skipped, pending = [], [], []  # type: Tuple[List[Any], List[Any], List[Any]]
@@ -318,79 +181,92 @@ def apply_plan(docs: Sequence[Mapping[str, Any]], existing_crds: Iterable[str] =
             pending.append(dict(ident, reason="would be created with namespace %s" % ident["namespace"]))
             continue
         apply.append(doc)
-    return {"apply": apply, "skipped": skipped, "pending": pending}
+    # The Deployment goes last and on its own: CloudCore's certificates are issued between the two
+    # (CloudCore reads them once, at start); a changed ConfigMap means its pods must restart.
+    deploy = [doc for doc in apply if doc.get("kind") == "Deployment"]
+    config_changed = any(doc.get("kind") == "ConfigMap" and (doc.get("metadata") or {}).get("name") == CONFIGMAP
+                         for doc in apply) and live_configmap is not None
+    rollout = live_deployment is not None and any(
+        not covers(((live_deployment.get("spec") or {}).get("template")), (doc.get("spec") or {}).get("template"),
+                   keyed_lists=True)
+        for doc in deploy)
+    live_replicas = ((live_deployment or {}).get("spec") or {}).get("replicas")
+    planned_replicas = [(doc.get("spec") or {}).get("replicas") for doc in deploy]
+    scale_down = live_replicas is not None and any(r is not None and r < live_replicas for r in planned_replicas)
+    scale_up = live_replicas is not None and any(r is not None and r > live_replicas for r in planned_replicas)
+    return {"apply": [doc for doc in apply if doc.get("kind") != "Deployment"], "deploy": deploy,
+            "skipped": skipped, "pending": pending, "config_changed": config_changed, "rollout": rollout,
+            "scale_down": scale_down, "scale_up": scale_up,
+            "wait": rollout or scale_down or scale_up}
+
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+def deletion_costs(pods: Sequence[Mapping[str, Any]], hosts_in_order: Sequence[str],
+                   site: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """Each pod's deletion cost annotation (KEP-2255: the ReplicaSet controller removes the lowest
+    first), from the order in which the role would restart the hosts (the VIP holder last): the n-th
+    host's pod gets cost n, a pod on a node outside the plan 0, so it goes first."""
+    hosts = site.get("host") or {}
+    rank = {str((hosts.get(host) or {}).get("node_name")): index + 1 for index, host in enumerate(hosts_in_order)}
+    out = []
+    for pod in pods:
+        node = str(((pod.get("spec") or {}).get("nodeName")) or "")
+        out.append({"name": (pod.get("metadata") or {}).get("name"), "node": node,
+                    "annotations": {DELETION_COST: str(rank.get(node, 0))}})
+    return out
+
+
+def rollout_complete(deployment: Optional[Mapping[str, Any]]) -> bool:
+    """Whether the Deployment controller has replaced every pod and each new one is available
+    (kubectl rollout status: observedGeneration, updated, total and available replicas)."""
+    if not deployment:
+        return False
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    replicas = spec.get("replicas", 1)
+    return (status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 1)
+            and status.get("updatedReplicas", 0) == replicas and status.get("replicas", 0) == replicas
+            and status.get("availableReplicas", 0) == replicas)
+
+
+def ready_pod(pods: Sequence[Mapping[str, Any]], excluding: Iterable[str] = ()) -> str:
+    """The name of a pod that is Ready and not one of the uids `excluding` (the pods it replaces), or ""."""
+    old = set(excluding)
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        if metadata.get("uid") in old or metadata.get("deletionTimestamp"):
+            continue
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            return str(metadata.get("name"))
+    return ""
 
 
 # ---------------------------------------------------------------- node labels
 
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
-
-def check_label(label: Any, variable: str = "cloudcore_node_label") -> Dict[str, str]:
-    """A non-empty mapping of valid Kubernetes label keys to string values."""
-    if not isinstance(label, Mapping) or not label:
-        raise KubeEdgeError(variable, label, "expected a non-empty mapping of label key to value, "
-                            "e.g. {kubeedge.io/cloudcore-ha: \"true\"}")
-    out = {}
-    for key, value in label.items():
-        if not isinstance(key, str):
-            raise KubeEdgeError(variable, label, "label key %r is not a string" % (key,))
-        prefix, _separator, name = key.rpartition("/")
-        if (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))) \
-                or len(name) > 63 or not _LABEL_NAME.match(name):
-            raise KubeEdgeError(variable, label, "%r is not a valid label key ([prefix/]name)" % key)
-        if not isinstance(value, str):
-            raise KubeEdgeError(variable, label, "the value of %r must be a string (quote it in YAML: \"%s\")"
-                                % (key, str(value).lower() if isinstance(value, bool) else value))
-        if len(value) > 63 or not _LABEL_VALUE.match(value):
-            raise KubeEdgeError(variable, label, "%r is not a valid label value for %r" % (value, key))
-        out[key] = value
-    return out
-
-
-def node_names(hosts: Sequence[str], hostvars: Mapping[str, Any], variable: str = "cloudcore_node_name") -> List[str]:
-    """Each host's Kubernetes node name: its ``cloudcore_node_name``, default the inventory name."""
-    names = []
-    for host in hosts:
-        name = None
-        try:
-            name = hostvars[host].get(variable)
-        except (KeyError, AttributeError):
-            name = None
-        if name in (None, ""):
-            name = host
-        names.append(str(name))
-    seen = set()
-    for host, name in zip(hosts, names):
-        if name in seen:
-            raise KubeEdgeError(variable, name, "two hosts of the cloudcore group map to node %r (%s)"
-                                % (name, ", ".join(h for h, n in zip(hosts, names) if n == name)))
-        seen.add(name)
-    return names
-
-
 def node_label_plan(nodes: Sequence[Mapping[str, Any]], wanted: Sequence[str], label: Any,
-                    prune: bool = False) -> Dict[str, Any]:
-    """Which nodes get the label, which lose it (with ``prune``), and which wanted nodes do not exist.
+                    prune: bool = False, unwanted: Sequence[str] = ()) -> Dict[str, Any]:
+    """Which nodes get the label, which lose it, and which wanted nodes do not exist.
 
-    ``nodes`` are Node objects (k8s_info resources). A node outside ``wanted`` loses the label when
-    it carries one of the label's keys with our value.
+    ``nodes`` are Node objects (k8s_info resources). A node of ``unwanted`` (the hosts leaving the
+    site) loses the label, and with ``prune`` so does every other node outside ``wanted``, when it
+    carries one of the label's keys with our value.
     """
-    label = check_label(label)
+    label = parse_node_labels(label)
     existing = sorted(str((n.get("metadata") or {}).get("name")) for n in nodes)
     by_name = {str((n.get("metadata") or {}).get("name")): n for n in nodes}
     missing = [name for name in wanted if name not in by_name]
-    label_nodes = [name for name in wanted if name in by_name]
+    # a node that carries the label already is left alone: a patch per node costs a module run each
+    label_nodes = [name for name in wanted if name in by_name and not all(
+        ((by_name[name].get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in label.items())]
     unlabel = []
-    if prune:
-        for name in existing:
-            if name in wanted:
-                continue
-            labels = (by_name[name].get("metadata") or {}).get("labels") or {}
-            if any(labels.get(k) == v for k, v in label.items()):
-                unlabel.append(name)
+    for name in existing:
+        if name in wanted or not (prune or name in unwanted):
+            continue
+        labels = (by_name[name].get("metadata") or {}).get("labels") or {}
+        if any(labels.get(k) == v for k, v in label.items()):
+            unlabel.append(name)
     return {
         "existing": existing,
         "missing": missing,
@@ -404,7 +280,7 @@ def node_label_plan(nodes: Sequence[Mapping[str, Any]], wanted: Sequence[str], l
 def labelled_nodes(nodes: Sequence[Mapping[str, Any]], label: Any) -> List[str]:
     """Names of the nodes (k8s_info resources) that carry every key of the label with its value:
     the nodes a Deployment with this label as nodeSelector may run on."""
-    label = check_label(label)
+    label = parse_node_labels(label)
     names = []
     for node in nodes:
         metadata = node.get("metadata") or {}

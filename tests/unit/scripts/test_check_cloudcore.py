@@ -18,10 +18,11 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "kee
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (the check needs it)")
 
 
-def run(*args, timeout=10, drain_file="/nonexistent/cloudcore-ha-drain"):
+def run(url, curl_timeout="2", timeout=10, drain_file="/nonexistent/cloudcore-ha-drain"):
+    """The check as keepalived runs it: URL, curl's deadline, the drain file (no environment)."""
     started = time.monotonic()
-    env = dict(os.environ, CLOUDCORE_HA_DRAIN_FILE=drain_file)
-    proc = subprocess.run(["/bin/sh", SCRIPT] + list(args), capture_output=True, timeout=timeout, check=False, env=env)
+    proc = subprocess.run(["/bin/sh", SCRIPT, url, curl_timeout, drain_file], capture_output=True, timeout=timeout,
+                          check=False, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
     return proc, time.monotonic() - started
 
 

@@ -22,12 +22,14 @@ def test_secret_data_value():
     secret_value = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
     sans = FILTERS["cert_sans"](secret_value)
     assert sans["ip"] == ["10.10.102.242"]
-    assert FILTERS["vip_in_sans"](secret_value, "10.10.102.242/24") is True
-    assert FILTERS["vip_in_sans"](sans, "10.10.102.1/24") is False
+    assert FILTERS["vip_in_sans"]("10.10.102.242/24", secret_value) is True
+    assert FILTERS["vip_in_sans"]("10.10.102.1/24", sans) is False
 
 
 def test_garbage_raises_filter_error_saying_what_was_expected():
     with pytest.raises(AnsibleFilterError, match="cloudcore.ha.cert_sans: input: .*expected an X.509 certificate"):
         FILTERS["cert_sans"]("not a certificate")
-    with pytest.raises(AnsibleFilterError, match="cloudcore.ha.vip_in_sans: vip: 'x' is not an IP address"):
-        FILTERS["vip_in_sans"]({"ip": []}, "x")
+    with pytest.raises(AnsibleFilterError, match="cloudcore.ha.vip_in_sans: vip='x': is not an IPv4 or IPv6 address"):
+        FILTERS["vip_in_sans"]("x", {"ip": []})
+    with pytest.raises(AnsibleFilterError, match="cloudcore.ha.vip_in_sans: cert: a mapping without an 'ip' list"):
+        FILTERS["vip_in_sans"]("10.0.0.1/24", {"dns": []})

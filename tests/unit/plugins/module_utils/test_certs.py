@@ -18,6 +18,7 @@ from ansible_collections.cloudcore.ha.plugins.module_utils._certs import (
     served_cert_facts,
     vip_in_sans,
 )
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError
 from ansible_collections.cloudcore.ha.tests.unit.conftest import make_cert  # noqa: E402
 
 
@@ -59,21 +60,23 @@ def test_garbage_says_what_was_expected(garbage):
 
 
 @pytest.mark.parametrize("vip, covered", [
-    ("10.10.102.242", True), ("10.10.102.242/24", True), ("fd00::100/64", True),
-    ("fd00:0:0::100", True), ("FD00::0100", True), ("10.10.102.243/24", False), ("fd00::1", False),
+    ("10.10.102.242/24", True), ("fd00::100/64", True), ("fd00:0:0::100/64", True), ("FD00::0100/64", True),
+    ("10.10.102.243/24", False), ("fd00::1/64", False),
 ])
 def test_vip_in_sans(cert, vip, covered):
     _unused, pem, der = cert
-    assert vip_in_sans(pem, vip) is covered
-    assert vip_in_sans(cert_sans(der), vip) is covered
+    assert vip_in_sans(vip, pem) is covered
+    assert vip_in_sans(vip, cert_sans(der)) is covered
 
 
-def test_vip_in_sans_rejects_bad_vip_and_bad_dict(cert):
+def test_vip_in_sans_takes_the_vip_as_cloudcore_vip_is_written_and_rejects_a_bad_dict(cert):
     _unused, pem, _unused2 = cert
-    with pytest.raises(CertificateError, match="not an IP address"):
-        vip_in_sans(pem, "cloudcore.example")
+    with pytest.raises(InputError, match="is not an IPv4 or IPv6 address with prefix length"):
+        vip_in_sans("cloudcore.example", pem)
+    with pytest.raises(InputError, match="needs a prefix length"):
+        vip_in_sans("10.10.102.242", pem)
     with pytest.raises(CertificateError, match="'ip' list"):
-        vip_in_sans({"dns": []}, "10.0.0.1")
+        vip_in_sans("10.0.0.1/24", {"dns": []})
 
 
 def test_days_left():

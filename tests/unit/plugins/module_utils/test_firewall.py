@@ -12,10 +12,12 @@ import shlex
 import pytest
 
 from ansible_collections.cloudcore.ha.plugins.module_utils._firewall import (
+    BALANCER_COMMENT,
     COMMENT,
     FirewallError,
     NftChain,
     active_backends,
+    balancer_traffic,
     firewalld_rich_rules,
     firewalld_zone,
     nft_comment,
@@ -29,10 +31,13 @@ from ansible_collections.cloudcore.ha.plugins.module_utils._firewall import (
     ufw_rules,
     vrrp_traffic,
 )
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError
 
 MULTICAST = vrrp_traffic("eth0", "10.213.102.100/24", "multicast", "224.0.0.18")
 UNICAST = vrrp_traffic("eth0", "10.213.102.100/24", "unicast", peers=["10.213.102.13", "10.213.102.12"])
 IPV6 = vrrp_traffic("eth0", "fd5c:c0e:213::100/64", "multicast", "224.0.0.18")
+BALANCER = balancer_traffic("eth0", ["10.213.102.13", "10.213.102.12"], [10110, 10100, 10104, 10102])
+BALANCER6 = balancer_traffic("eth0", ["fd5c:c0e:213::12"], [10100])
 
 
 def chain(family, table, name, hook="input", kind="filter", policy="accept"):
@@ -78,20 +83,20 @@ class TestTraffic:
         assert traffic.peers == ("10.0.0.9", "10.0.0.10")
 
     @pytest.mark.parametrize("kwargs, words", [
-        (dict(interface="eth 0"), "interface='eth 0'"),
-        (dict(interface='eth"0'), "without spaces or quotes"),
-        (dict(vip="10.0.0.300/24"), "vip='10.0.0.300/24'"),
-        (dict(mode="broadcast"), "mode='broadcast'"),
-        (dict(multicast_group="10.0.0.1"), "not a multicast address"),
-        (dict(multicast_group="group"), "multicast_group='group'"),
-        (dict(mode="unicast", peers=[]), "peers=[]"),
-        (dict(mode="unicast", peers=["fd00::1"]), "fd00::1 is IPv6 but the VIP"),
-        (dict(mode="unicast", peers=["node2"]), "'node2' is not an IP address"),
+        (dict(interface="eth 0"), "interface='eth 0': must be an interface name"),
+        (dict(interface='eth"0'), "interface='eth\"0': must be an interface name"),
+        (dict(vip="10.0.0.300/24"), "vip='10.0.0.300/24': is not an IPv4 or IPv6 address"),
+        (dict(mode="broadcast"), "mode='broadcast': is unknown; use one of: multicast, unicast"),
+        (dict(multicast_group="10.0.0.1"), "multicast_group='10.0.0.1': must be a multicast address"),
+        (dict(multicast_group="group"), "multicast_group='group': must be a multicast address"),
+        (dict(mode="unicast", peers=[]), "peers=[]: unicast mode needs the other nodes' addresses"),
+        (dict(mode="unicast", peers=["fd00::1"]), "peers='fd00::1': must be IPv4 like the VIP"),
+        (dict(mode="unicast", peers=["node2"]), "peers='node2': must be an IP address"),
     ])
     def test_bad_input_names_the_option_and_value(self, kwargs, words):
         args = dict(interface="eth0", vip="10.0.0.100/24", mode="multicast", multicast_group=None, peers=[])
         args.update(kwargs)
-        with pytest.raises(FirewallError) as error:
+        with pytest.raises(InputError) as error:
             vrrp_traffic(**args)
         assert words in str(error.value)
 
@@ -246,3 +251,150 @@ class TestFirewalld:
                               rule_text, MULTICAST, present=False)
         assert plan.commands() == [["firewall-cmd", "--permanent", "--zone=public", "--remove-rich-rule=" + rule_text],
                                    ["firewall-cmd", "--zone=public", "--remove-rich-rule=" + rule_text]]
+
+
+# --- the balancer's traffic, and the two traffics side by side -------------------------------
+
+class TestBalancerTraffic:
+    def test_peers_and_ports_are_sorted_and_deduplicated(self):
+        assert BALANCER.peers == ("10.213.102.12", "10.213.102.13") and BALANCER.version == 4
+        assert BALANCER.ports == (10100, 10102, 10104, 10110)
+        again = balancer_traffic("eth0", ["10.0.0.10", "10.0.0.9", "10.0.0.9"], ["10102", 10100, 10100])
+        assert again.peers == ("10.0.0.9", "10.0.0.10") and again.ports == (10100, 10102)
+        assert BALANCER6.version == 6
+
+    @pytest.mark.parametrize("kwargs, words", [
+        (dict(interface="eth0 "), "interface='eth0 ': must be an interface name of 1..15 characters"),
+        (dict(peers=[]), "peers=[]: needs the other CloudCore nodes' addresses on the interface (at least one)"),
+        (dict(peers=["node2"]), "peers='node2': must be an IP address"),
+        (dict(peers=["10.0.0.2", "fd00::2"]), "peers=['10.0.0.2', 'fd00::2']: must all be IPv4 or all IPv6"),
+        (dict(peers=["224.0.0.18"]), "peers='224.0.0.18': must be another CloudCore node's unicast address"),
+        (dict(peers=["127.0.0.1"]), "peers='127.0.0.1': must be another CloudCore node's unicast address"),
+        (dict(ports=[]), "ports=[]: needs the TCP ports to open to the peers (1..15)"),
+        (dict(ports=[0]), "ports=0: must be 1..65535"),
+        (dict(ports=["http"]), "ports='http': must be a whole number 1..65535"),
+        (dict(ports=list(range(10100, 10116))), "ports=[10100, 10101, 10102, 10103, 10104, 10105, 10106, 10107,"
+                                                " 10108, 10109, 10110, 10111, 10112, 10113, 10114, 10115]: must be"
+                                                " at most 15 distinct ports (ufw's and iptables' multiport limit);"
+                                                " 16 given"),
+    ])
+    def test_bad_input_names_the_option_value_and_rule(self, kwargs, words):
+        args = dict(interface="eth0", peers=["10.0.0.2"], ports=[10100])
+        args.update(kwargs)
+        with pytest.raises(InputError) as error:
+            balancer_traffic(**args)
+        assert str(error.value).startswith(words), str(error.value)
+
+    def test_fifteen_ports_are_fine(self):
+        assert len(balancer_traffic("eth0", ["10.0.0.2"], list(range(10100, 10115))).ports) == 15
+
+    def test_nft_rule_body(self):
+        assert nft_rule_body(BALANCER) == ('iifname "eth0" ip saddr { 10.213.102.12, 10.213.102.13 }'
+                                           ' tcp dport { 10100, 10102, 10104, 10110 } accept')
+        assert nft_rule_body(BALANCER6) == 'iifname "eth0" ip6 saddr { fd5c:c0e:213::12 } tcp dport { 10100 } accept'
+
+    def test_ufw_rules_one_per_peer_in_the_form_ufw_show_added_prints(self):
+        # ufw 0.36.2 parser.py get_command, full syntax (an interface is given): in on, from, to any port
+        # LIST (in the order given), proto, comment; checked against ufw's own parser and get_command
+        assert ufw_rules(BALANCER) == [
+            "allow in on eth0 from 10.213.102.12 to any port 10100,10102,10104,10110 proto tcp comment 'cloudcore.ha balancer'",
+            "allow in on eth0 from 10.213.102.13 to any port 10100,10102,10104,10110 proto tcp comment 'cloudcore.ha balancer'"]
+        assert ufw_rules(BALANCER6) == [
+            "allow in on eth0 from fd5c:c0e:213::12 to any port 10100 proto tcp comment 'cloudcore.ha balancer'"]
+
+    def test_firewalld_rich_rules_one_per_peer_and_port(self):
+        # firewalld 1.3.3 rich.py Rich_Rule.__str__: family, source, the port element, the action
+        rules = firewalld_rich_rules(BALANCER)
+        assert len(rules) == 8
+        assert rules[:2] == ['rule family="ipv4" source address="10.213.102.12" port port="10100" protocol="tcp" accept',
+                             'rule family="ipv4" source address="10.213.102.12" port port="10102" protocol="tcp" accept']
+        assert firewalld_rich_rules(BALANCER6) == [
+            'rule family="ipv6" source address="fd5c:c0e:213::12" port port="10100" protocol="tcp" accept']
+
+    def test_the_comments_share_no_prefix(self):
+        assert not BALANCER_COMMENT.startswith(COMMENT) and not COMMENT.startswith(BALANCER_COMMENT)
+        assert nft_comment("a", BALANCER_COMMENT).startswith(BALANCER_COMMENT + " ")
+
+    def test_the_balancer_plan_inserts_into_every_input_chain_and_persists_under_its_own_names(self):
+        plan = plan_nftables(MIXED, BALANCER, dropin_name="cloudcore-ha-balancer.conf")
+        assert plan.comment.startswith(BALANCER_COMMENT + " ")
+        assert [line.split(" iifname")[0] for line in plan.script().splitlines()] == [
+            "insert rule inet filter input", "insert rule ip v4only input"]
+        header = plan.persistent_text().splitlines()[:2]
+        assert header == ["# managed by cloudcore.ha: lets the other CloudCore nodes reach the balancer's internal"
+                          " ports through the input chains below.",
+                          "# nftables.service loads it after /etc/nftables.conf (drop-in cloudcore-ha-balancer.conf)."]
+        assert plan_nftables(MIXED, BALANCER6).chains == [NftChain("inet", "filter", "input"),
+                                                          NftChain("ip6", "v6only", "input")]
+
+    def test_its_own_dropin_says_what_it_keeps(self):
+        text = nft_dropin_text("/usr/sbin/nft", "/etc/cloudcore-ha/balancer.nft", BALANCER.dropin)
+        assert text.splitlines() == [
+            "# managed by cloudcore.ha: the balancer's rules survive nftables.service starts and reloads",
+            "[Service]",
+            "ExecStartPost=-/usr/sbin/nft -f /etc/cloudcore-ha/balancer.nft",
+            "ExecReload=-/usr/sbin/nft -f /etc/cloudcore-ha/balancer.nft"]
+
+
+def _both_applied():
+    """inet filter input after both modules ran: VRRP's rule and the balancer's, each with its digest."""
+    vrrp, balancer = plan_nftables(MIXED, UNICAST), plan_nftables(MIXED, BALANCER)
+    return ruleset(chain("inet", "filter", "input", policy="drop"),
+                   rule("inet", "filter", "input", 30, vrrp.comment),
+                   rule("inet", "filter", "input", 31, balancer.comment),
+                   rule("inet", "filter", "input", 2))
+
+
+class TestTheTraffics:
+    """A VRRP plan never deletes the balancer's rules and the reverse, in every firewall and both states."""
+
+    @pytest.mark.parametrize("mine, other", [(UNICAST, BALANCER), (BALANCER, UNICAST)])
+    def test_nft_present_leaves_the_other_traffics_rule(self, mine, other):
+        plan = plan_nftables(_both_applied(), mine)
+        assert not plan.changed
+
+    @pytest.mark.parametrize("mine, handle", [(UNICAST, 30), (BALANCER, 31)])
+    def test_nft_absent_deletes_only_its_own_rule(self, mine, handle):
+        plan = plan_nftables(_both_applied(), mine, present=False)
+        assert plan.script() == "delete rule inet filter input handle %d\n" % handle
+
+    @pytest.mark.parametrize("mine, other", [(MULTICAST, BALANCER), (BALANCER, MULTICAST)])
+    def test_nft_a_changed_traffic_replaces_its_own_rule_only(self, mine, other):
+        stale_other = rule("inet", "filter", "input", 40, other.comment + " 0123456789ab")
+        stale_mine = rule("inet", "filter", "input", 41, mine.comment + " 0123456789ab")
+        plan = plan_nftables(ruleset(chain("inet", "filter", "input"), stale_other, stale_mine), mine)
+        assert [line for line in plan.script().splitlines() if line.startswith("delete")] == [
+            "delete rule inet filter input handle 41"]
+
+    def test_the_guard_table_is_never_a_target_nor_owned_rule_by_rule(self):
+        guard = ruleset(chain("inet", "filter", "input"), chain("inet", "cloudcore_ha_guard", "input"),
+                        rule("inet", "cloudcore_ha_guard", "input", 5, "cloudcore.ha guard 0123456789ab"),
+                        rule("inet", "cloudcore_ha_guard", "input", 6, BALANCER_COMMENT + " 0123456789ab"))
+        assert nft_input_chains(guard, 4) == [NftChain("inet", "filter", "input")]
+        for traffic in (MULTICAST, BALANCER):
+            for present in (True, False):
+                assert "cloudcore_ha_guard" not in plan_nftables(guard, traffic, present).script()
+
+    def test_ufw_each_keeps_the_others_rules(self):
+        shown = UFW_ADDED + "".join("ufw %s\n" % line for line in ufw_rules(BALANCER))
+        assert not plan_ufw(shown, BALANCER).changed
+        vrrp_absent = plan_ufw(shown, UNICAST, present=False)
+        assert vrrp_absent.delete and all(r.endswith("'cloudcore.ha vrrp'") for r in vrrp_absent.delete)
+        balancer_absent = plan_ufw(shown, BALANCER, present=False)
+        assert balancer_absent.delete == ufw_rules(BALANCER)
+        multicast = plan_ufw(shown, MULTICAST)
+        assert multicast.delete == ["allow in on eth0 from 10.213.102.11 proto vrrp comment 'cloudcore.ha vrrp'"]
+
+    def test_ufw_a_changed_peer_list_deletes_the_old_peers_balancer_rule(self):
+        shown = UFW_ADDED + "".join("ufw %s\n" % line for line in ufw_rules(BALANCER))
+        fewer = balancer_traffic("eth0", ["10.213.102.12"], BALANCER.ports)
+        plan = plan_ufw(shown, fewer)
+        assert plan.add == [] and plan.delete == [ufw_rules(BALANCER)[1]]
+
+    def test_firewalld_absent_removes_exactly_its_own_rules(self):
+        both = "\n".join(firewalld_rich_rules(UNICAST) + firewalld_rich_rules(BALANCER)) + "\n"
+        vrrp = plan_firewalld("public", both, both, UNICAST, present=False)
+        assert vrrp.remove_permanent == firewalld_rich_rules(UNICAST)
+        balancer = plan_firewalld("public", both, both, BALANCER, present=False)
+        assert balancer.remove_permanent == balancer.remove_runtime == firewalld_rich_rules(BALANCER)
+        assert not plan_firewalld("public", both, both, BALANCER).changed

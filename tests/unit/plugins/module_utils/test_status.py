@@ -6,6 +6,7 @@ from __future__ import annotations
 from ansible_collections.cloudcore.ha.plugins.module_utils._status import (
     drill_report,
     master_transitions,
+    connected_nodes,
     status_lines,
     vrrp_state_from_log,
 )
@@ -59,3 +60,34 @@ def test_status_table_aligns_and_warns_about_split_brain():
     assert "WARNING: 2 nodes hold the VIP (ccha-node1, ccha-node2)" in lines[3]
     assert lines[4] == ("certificate on the VIP: SANs 10.0.0.100; expires 2027-01-01T00:00:00Z (36 days);"
                         " covers the VIP: yes")
+
+
+METRICS = """# HELP KubeEdge_CloudHub_connected_nodes Number of nodes that connected to the cloudHub
+# TYPE KubeEdge_CloudHub_connected_nodes gauge
+KubeEdge_CloudHub_connected_nodes 125
+"""
+
+
+def test_balanced_columns_from_cloudcore_and_the_holders_haproxy():
+    rows = [dict(host="h1", holder=True, service="active", state="MASTER", check_ok=True, node_name="n1",
+                 metrics=METRICS.replace("125", "0"), haproxy_sessions={"n1": 0, "n2": 125, "n3": 175}),
+            dict(host="h2", holder=False, service="active", state="BACKUP", check_ok=True, node_name="n2",
+                 metrics=METRICS, haproxy_sessions={"n1": 0, "n2": 0, "n3": 0}),  # a standby haproxy: no edges
+            dict(host="h3", holder=False, service="active", state="BACKUP", check_ok=True, node_name="n3",
+                 metrics="", haproxy_sessions={})]
+    lines = status_lines(rows)
+    assert lines[0].split()[-4:] == ["edges", "(CloudCore)", "edges", "(haproxy)"]
+    assert lines[1].split()[-2:] == ["0", "0"] and lines[2].split()[-2:] == ["125", "125"]
+    assert lines[3].split()[-2:] == ["?", "175"]  # no gauge on h3: unknown, and flagged
+    assert lines[-1].startswith("NOTE: CloudCore and the VIP holder's haproxy count different edges on h3")
+
+
+def test_vip_mode_has_no_edge_columns():
+    rows = [dict(host="h1", holder=True, service="active", state="MASTER", check_ok=True)]
+    assert "edges" not in status_lines(rows)[0]
+
+
+def test_connected_nodes_gauge():
+    assert connected_nodes(METRICS) == 125
+    assert connected_nodes("KubeEdge_CloudHub_connected_nodes 3e+00\n") == 3
+    assert connected_nodes("other_metric 5\n") is None and connected_nodes("") is None

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -24,17 +25,24 @@ def args(keepalived_env, tmp_path):
     binary, interface, user, script = keepalived_env
     return dict(
         path=str(tmp_path / "keepalived.conf"),
-        router_id="node1",
-        script_user=user,
-        check_script=script + " https://127.0.0.1:10002/ca.crt 0.8",
-        interface=interface,
-        virtual_router_id=51,
-        priority=200,
-        nopreempt=True,
-        vip="10.10.102.242/24",
+        config=dict(
+            router_id="node1",
+            script_user=user,
+            check_script=script + " https://127.0.0.1:10002/ca.crt 0.8",
+            interface=interface,
+            virtual_router_id=51,
+            priority=200,
+            nopreempt=True,
+            vip="10.10.102.242/24",
+        ),
         auth_pass="s3cret",
         keepalived_binary=binary,
     )
+
+
+def model(args, **changes):
+    """args with fields of the keepalived.conf model changed."""
+    return dict(args, config=dict(args["config"], **changes))
 
 
 def test_writes_when_absent_then_idempotent(run_module, args):
@@ -63,15 +71,17 @@ def test_check_mode_writes_nothing_but_validates_and_reports_changed(run_module,
 
 def test_check_mode_fails_on_config_keepalived_rejects(run_module, args):
     # renders fine, but the interface does not exist: only keepalived's own test can tell
-    failed, result, _unused = run_module(main, dict(args, interface="nonexist0"), check_mode=True)
+    failed, result, _unused = run_module(main, model(args, interface="nonexist0"), check_mode=True)
     assert failed
     assert "keepalived rejected" in result["msg"] and "nonexist0" in result["msg"]
     assert not os.path.exists(args["path"])
 
 
 def test_missing_script_fails(run_module, args):
-    failed, result, _unused = run_module(main, dict(args, check_script="/nonexistent/check_cloudcore"))
+    failed, result, _unused = run_module(main, model(args, check_script="/nonexistent/check_cloudcore"))
     assert failed and not os.path.exists(args["path"])
+    assert "keepalived rejected" in result["msg"]
+    assert "Disabling track script chk_cloudcore since not found" in result["msg"]
 
 
 def test_mode_fixed_on_existing_file_with_same_content(run_module, args):
@@ -108,14 +118,14 @@ def test_no_diff_unless_asked(run_module, args):
     assert "diff" not in result
 
 
-@pytest.mark.parametrize("changes, option, fragment", [
-    (dict(auth_pass="123456789"), "auth_pass", "at most 8 characters"),
-    (dict(vrrp_version=2, advert_int=0.5), "advert_int", "whole seconds"),
-    (dict(vip="10.10.102.242"), "vip", "prefix length"),
-    (dict(vip="fd00::1/64"), "auth_pass", "VRRPv3"),
+@pytest.mark.parametrize("secret, changes, option, fragment", [
+    ("123456789", {}, "auth_pass", "at most 8 characters"),
+    ("s3cret", dict(vrrp_version=2, advert_int=0.5), "advert_int", "whole seconds"),
+    ("s3cret", dict(vip="10.10.102.242"), "vip", "prefix length"),
+    ("s3cret", dict(vip="fd00::1/64"), "auth_pass", "VRRPv3"),
 ])
-def test_invalid_input_fails_naming_option(run_module, args, changes, option, fragment):
-    failed, result, _unused = run_module(main, dict(args, **changes))
+def test_invalid_input_fails_naming_option(run_module, args, secret, changes, option, fragment):
+    failed, result, _unused = run_module(main, dict(model(args, **changes), auth_pass=secret))
     assert failed
     assert "option %s=" % option in result["msg"] and fragment in result["msg"]
     assert "123456789" not in result["msg"]
@@ -144,7 +154,7 @@ def test_real_ansible_adhoc_run(args, tmp_path):
         pytest.skip("the ansible CLI is not in this virtualenv")
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCALHOST_WARNING="false",
                ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_NOCOLOR="1")
-    module_args = " ".join("%s=%s" % (k, _quote(v)) for k, v in args.items())
+    module_args = json.dumps(args)
     command = [ansible, "localhost", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable,
                "-m", "cloudcore.ha.keepalived_config", "-a", module_args]
     first = subprocess.run(command + ["--check"], capture_output=True, text=True, env=env, cwd=str(tmp_path), check=False)
@@ -154,12 +164,6 @@ def test_real_ansible_adhoc_run(args, tmp_path):
     assert second.returncode == 0 and "CHANGED" in second.stdout, second.stdout + second.stderr
     third = subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(tmp_path), check=False)
     assert third.returncode == 0 and "SUCCESS" in third.stdout, third.stdout + third.stderr
-    bad = subprocess.run(command[:-1] + [module_args + " interface=nonexist0", "--check"],
+    bad = subprocess.run(command[:-1] + [json.dumps(model(args, interface="nonexist0")), "--check"],
                          capture_output=True, text=True, env=env, cwd=str(tmp_path), check=False)
     assert bad.returncode != 0 and "keepalived rejected" in bad.stdout
-
-
-def _quote(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "'%s'" % value

@@ -31,7 +31,7 @@ def test_reads_served_certificate(run_module, server, check_mode):
 
 
 def test_vip_not_covered_and_sni(run_module, server):
-    args = dict(host="127.0.0.1", port=server.port, vip="10.10.102.243", server_name="cloudcore.test")
+    args = dict(host="127.0.0.1", port=server.port, vip="10.10.102.243/24", server_name="cloudcore.test")
     failed, result, _unused = run_module(served_cert.main, args)
     assert not failed and result["vip_covered"] is False
 
@@ -48,7 +48,9 @@ def test_connection_refused_fails_clearly(run_module, closed_port):
 
 def test_bad_vip_fails_naming_vip(run_module, server):
     failed, result, _unused = run_module(served_cert.main, dict(host="127.0.0.1", port=server.port, vip="nope"))
-    assert failed and "vip" in result["msg"] and "'nope' is not an IP address" in result["msg"]
+    assert failed and "vip='nope': is not an IPv4 or IPv6 address with prefix length" in result["msg"]
+    failed, result, _unused = run_module(served_cert.main, dict(host="127.0.0.1", port=server.port, vip="10.0.0.1"))
+    assert failed and "vip='10.0.0.1': needs a prefix length" in result["msg"]
 
 
 def test_missing_cryptography_reported(run_module, monkeypatch, server):

@@ -8,79 +8,16 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError
 from ansible_collections.cloudcore.ha.plugins.plugin_utils._kubeedge import (
-    DEFAULT_VERSION,
-    RELEASES,
-    KubeEdgeError,
     apply_plan,
-    check_label,
     config_covers,
     covers,
     documents,
+    labelled_nodes,
     node_label_plan,
-    node_names,
-    release_facts,
-    supported_minors,
-    vip_address,
+    ready_pod,
 )
-
-
-# ---------------------------------------------------------------- releases
-
-def test_default_version_is_supported_and_newest():
-    facts = release_facts(DEFAULT_VERSION)
-    assert facts["minor"] == supported_minors()[-1]
-    assert facts["image_tag"] == "v" + DEFAULT_VERSION
-
-
-@pytest.mark.parametrize("minor", sorted(RELEASES))
-def test_every_release_is_complete(minor):
-    facts = release_facts("%d.%d.0" % minor)
-    assert facts["config_api_version"] == "cloudcore.config.kubeedge.io/v1alpha2"
-    names = facts["crd_names"]
-    assert len(names) == len(set(names))
-    for crd in facts["crds"]:
-        assert sum(v["storage"] for v in crd["versions"]) == 1
-        assert crd["name"] == "%s.%s" % (crd["plural"], crd["group"])
-    groups = {g for rule in facts["rbac_rules"] for g in rule["apiGroups"]}
-    # every CRD group CloudCore watches is readable
-    assert {crd["group"] for crd in facts["crds"]} <= groups
-    # least privilege: nothing we switched off, no wildcard
-    assert "networking.istio.io" not in groups and "operations.kubeedge.io" not in groups
-    assert all("*" not in rule["resources"] and "*" not in rule["verbs"] for rule in facts["rbac_rules"])
-    crd_rule = [r for r in facts["rbac_rules"] if r["apiGroups"] == ["apiextensions.k8s.io"]]
-    assert crd_rule and crd_rule[0]["verbs"] == ["get", "list", "watch"]
-
-
-def test_1_23_adds_devicestatus():
-    assert "devicestatuses.devices.kubeedge.io" in release_facts("1.23.1")["crd_names"]
-    assert "devicestatuses.devices.kubeedge.io" not in release_facts("1.22.0")["crd_names"]
-    rules = release_facts("1.23.0")["rbac_rules"]
-    assert any("devicestatuses" in r["resources"] for r in rules)
-
-
-def test_leading_v_is_accepted():
-    assert release_facts("v1.23.1")["version"] == "1.23.1"
-
-
-@pytest.mark.parametrize("bad", ["1.19.0", "2.0.0", "1.23", "latest", 1.23, None, ""])
-def test_unsupported_version_names_variable_value_and_list(bad):
-    with pytest.raises(KubeEdgeError) as err:
-        release_facts(bad)
-    text = str(err.value)
-    assert text.startswith("cloudcore_version=")
-    assert repr(bad) in text
-    if bad == "1.19.0":
-        assert "1.22.x" in text and "1.23.x" in text
-
-
-def test_vip_address_drops_prefix():
-    assert vip_address("10.213.102.100/24") == "10.213.102.100"
-    assert vip_address("fd00:0:0::100/64") == "fd00::100"
-    with pytest.raises(KubeEdgeError, match="cloudcore_vip"):
-        vip_address("10.0.0.300/24")
-    with pytest.raises(KubeEdgeError, match="is required"):
-        vip_address(None)
 
 
 # ---------------------------------------------------------------- documents and plan
@@ -92,7 +29,7 @@ def test_documents_keeps_order_and_drops_empty():
 
 
 def test_documents_rejects_incomplete_objects():
-    with pytest.raises(KubeEdgeError, match="apiVersion, kind and metadata.name"):
+    with pytest.raises(InputError, match="apiVersion, kind and metadata.name"):
         documents(["kind: X\n"])
 
 
@@ -167,20 +104,29 @@ metadata: {name: cloudcore, namespace: kubeedge}
 """)
 
 
-def test_plan_fresh_cluster_applies_everything_in_order():
+def test_plan_fresh_cluster_applies_everything_in_order_the_deployment_last_and_apart():
     plan = apply_plan(_docs())
     assert [d["kind"] for d in plan["apply"]] == [
-        "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "ConfigMap", "Deployment"]
+        "Namespace", "CustomResourceDefinition", "CustomResourceDefinition", "ConfigMap"]
+    assert [d["kind"] for d in plan["deploy"]] == ["Deployment"]
     assert plan["skipped"] == [] and plan["pending"] == []
+    assert plan["config_changed"] is False  # nothing ran with the old configuration
 
 
 def test_plan_leaves_existing_crds_and_covered_config_alone():
     plan = apply_plan(_docs(), existing_crds=["rules.rules.kubeedge.io"], live_configmap=_cm(REWRITTEN))
-    assert [d["metadata"]["name"] for d in plan["apply"]] == ["kubeedge", "devices.devices.kubeedge.io", "cloudcore"]
-    assert plan["apply"][-1]["kind"] == "Deployment"
+    assert [d["metadata"]["name"] for d in plan["apply"]] == ["kubeedge", "devices.devices.kubeedge.io"]
+    assert plan["deploy"][0]["kind"] == "Deployment"
     reasons = {s["name"]: s["reason"] for s in plan["skipped"]}
     assert "keeps its own schema" in reasons["rules.rules.kubeedge.io"]
     assert "already holds" in reasons["cloudcore"]
+    assert plan["config_changed"] is False
+
+
+def test_a_changed_live_configuration_asks_for_a_restart():
+    other = {"modules": {"cloudHub": {"advertiseAddress": ["10.0.0.9"]}}}
+    plan = apply_plan(_docs(), live_configmap=_cm(yaml.safe_dump(other)))
+    assert plan["config_changed"] is True
 
 
 def test_plan_without_crds():
@@ -192,9 +138,20 @@ def test_plan_without_crds():
 def test_plan_check_mode_before_namespace_exists():
     plan = apply_plan(_docs(), namespace_exists=False, check_mode=True)
     assert [d["kind"] for d in plan["apply"]] == ["Namespace", "CustomResourceDefinition", "CustomResourceDefinition"]
-    assert [p["kind"] for p in plan["pending"]] == ["ConfigMap", "Deployment"]
+    assert [p["kind"] for p in plan["pending"]] == ["ConfigMap", "Deployment"] and plan["deploy"] == []
     # outside check mode, a missing namespace is created first: everything is applied
-    assert len(apply_plan(_docs(), namespace_exists=False)["apply"]) == 5
+    outside = apply_plan(_docs(), namespace_exists=False)
+    assert len(outside["apply"]) == 4 and len(outside["deploy"]) == 1
+
+
+def test_ready_pod_is_a_new_ready_one():
+    old = {"metadata": {"name": "a", "uid": "1"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    new = {"metadata": {"name": "b", "uid": "2"}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    assert ready_pod([old, new], ["1"]) == ""
+    new["status"]["conditions"][0]["status"] = "True"
+    assert ready_pod([old, new], ["1"]) == "b" and ready_pod([old], []) == "a"
+    gone = dict(new, metadata={"name": "b", "uid": "2", "deletionTimestamp": "x"})
+    assert ready_pod([gone], []) == ""
 
 
 # ---------------------------------------------------------------- node labels
@@ -206,23 +163,16 @@ def _node(name, labels=None):
     return {"metadata": {"name": name, "labels": labels or {}}}
 
 
-def test_label_validation():
-    assert check_label(LABEL) == LABEL
-    with pytest.raises(KubeEdgeError, match="must be a string"):
-        check_label({"kubeedge.io/cloudcore-ha": True})
-    with pytest.raises(KubeEdgeError, match="not a valid label key"):
-        check_label({"Bad_Prefix/x": "1"})
-    with pytest.raises(KubeEdgeError, match="non-empty mapping"):
-        check_label({})
-    with pytest.raises(KubeEdgeError, match="not a valid label value"):
-        check_label({"a": "-x"})
+def test_labels_are_parsed_by_the_one_label_parser():
+    with pytest.raises(InputError, match="must be a string"):
+        node_label_plan([], ["a"], {"kubeedge.io/cloudcore-ha": True})
+    with pytest.raises(InputError, match="prefix must be a lowercase DNS subdomain"):
+        labelled_nodes([], {"Bad_Prefix/x": "1"})
 
 
-def test_node_names_default_and_override():
-    hostvars = {"h1": {}, "h2": {"cloudcore_node_name": "node-b"}, "h3": {"cloudcore_node_name": ""}}
-    assert node_names(["h1", "h2", "h3"], hostvars) == ["h1", "node-b", "h3"]
-    with pytest.raises(KubeEdgeError, match="two hosts"):
-        node_names(["h1", "h2"], {"h1": {"cloudcore_node_name": "x"}, "h2": {"cloudcore_node_name": "x"}})
+def test_labelled_nodes_need_every_key_with_our_value():
+    nodes = [_node("a", LABEL), _node("b", {"kubeedge.io/cloudcore-ha": "false"}), _node("c")]
+    assert labelled_nodes(nodes, LABEL) == ["a"]
 
 
 def test_node_plan_missing_lists_existing():
@@ -238,3 +188,15 @@ def test_node_plan_prune_only_our_value():
     plan = node_label_plan(nodes, ["a"], LABEL, prune=True)
     assert plan["unlabel"] == ["b"]
     assert plan["remove"] == {"kubeedge.io/cloudcore-ha": None}
+
+
+def test_a_node_leaving_the_site_loses_the_label_without_prune():
+    nodes = [_node("a", LABEL), _node("b", LABEL), _node("c", LABEL), _node("d")]
+    plan = node_label_plan(nodes, ["a", "b"], LABEL, unwanted=["c", "d"])
+    assert plan["unlabel"] == ["c"]  # d carries no label: nothing to take away
+    assert node_label_plan(nodes, ["a"], LABEL, prune=True, unwanted=["c"])["unlabel"] == ["b", "c"]
+
+
+def test_a_node_that_carries_the_label_is_not_patched_again():
+    nodes = [_node("a", LABEL), _node("b", {"kubeedge.io/cloudcore-ha": "false"}), _node("c")]
+    assert node_label_plan(nodes, ["a", "b", "c"], LABEL)["label"] == ["b", "c"]

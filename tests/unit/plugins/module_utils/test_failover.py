@@ -1,114 +1,27 @@
 # Copyright (c) 2026 cloudcore.ha contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Priority plans and the failover proof (plugins/module_utils/_vrrp.py)."""
+"""The failover proof (plugins/module_utils/_failover.py), on its own and over every plan."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.cloudcore.ha.plugins.module_utils._vrrp import (
-    MAX_NODES,
-    VrrpPlanError,
+from ansible_collections.cloudcore.ha.plugins.module_utils._failover import (
     effective_priority,
     failover_proof,
     failover_proof_text,
-    plan_priorities,
     vrrp_failover_proof,
-    vrrp_priorities,
 )
+from ansible_collections.cloudcore.ha.plugins.module_utils._inputs import InputError
+from ansible_collections.cloudcore.ha.plugins.module_utils._vrrp_plan import NodePlan, plan_priorities, vrrp_priorities
 
 PROPERTY = settings(max_examples=150, deadline=None)
 node_names = st.lists(st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True), min_size=2, max_size=16, unique=True)
 
 
-# --- examples ------------------------------------------------------------------------------
-
-def test_seed_numbers_weighted():
-    plan = vrrp_priorities({"node1": 100, "node2": 99}, "weighted", 2)
-    assert plan == {
-        "node1": {"priority": 100, "state": "MASTER", "nopreempt": False, "track_weight": 2},
-        "node2": {"priority": 99, "state": "BACKUP", "nopreempt": False, "track_weight": 2},
-    }
-
-
-def test_weighted_default_is_seed_compatible_and_smallest_weight():
-    assert vrrp_priorities(["node1", "node2"], "weighted") == vrrp_priorities({"node1": 100, "node2": 99}, "weighted", 2)
-    plan = vrrp_priorities(["a", "b", "c"], "weighted")
-    assert [n["priority"] for n in plan.values()] == [100, 99, 98]
-    assert {n["track_weight"] for n in plan.values()} == {3}
-    assert [n["state"] for n in plan.values()] == ["MASTER", "BACKUP", "BACKUP"]
-
-
-def test_fault_mode_defaults():
-    plan = vrrp_priorities(["a", "b", "c"])
-    assert [n["priority"] for n in plan.values()] == [250, 240, 230]
-    assert all(n["state"] == "BACKUP" and n["nopreempt"] and n["track_weight"] == 0 for n in plan.values())
-
-
-def test_fault_mode_pinned_distinct_priorities_kept():
-    plan = vrrp_priorities({"a": 50, "b": 120})
-    assert plan["a"]["priority"] == 50 and plan["b"]["priority"] == 120
-    assert list(plan) == ["a", "b"]
-
-
-def test_gap_error_message_names_weight_gap_and_fix():
-    with pytest.raises(VrrpPlanError) as err:
-        vrrp_priorities({"node1": 100, "node2": 90}, "weighted", 2)
-    assert err.value.variable == "weight"
-    assert str(err.value) == (
-        "weight: weight 2 must exceed the priority gap 10 (100 \u2212 90): use weight \u2265 11"
-        " or priorities within 1 of each other")
-
-
-def test_seed_three_nodes_100_99_98_weight_2_rejected():
-    # the upstream guide's numbers: ties decided by IP
-    with pytest.raises(VrrpPlanError, match="gap 2"):
-        vrrp_priorities({"n1": 100, "n2": 99, "n3": 98}, "weighted", 2)
-
-
-def test_pinned_103_100_weight_2_rejected():
-    # acassen/keepalived#2599: never fails over
-    with pytest.raises(VrrpPlanError, match="gap 3"):
-        vrrp_priorities({"a": 103, "b": 100}, "weighted", 2)
-
-
-@pytest.mark.parametrize("hosts, failover, weight, variable, fragment", [
-    (["only"], "fault", None, "hosts", "1 node(s)"),
-    (["n%d" % i for i in range(MAX_NODES + 1)], "fault", None, "hosts", "17 node(s)"),
-    (["a", "b", "a"], "fault", None, "hosts", "duplicate host names a"),
-    ({"a": 100, "b": "99"}, "weighted", None, "hosts[b]", "not an integer"),
-    ({"a": 100, "b": 99.5}, "weighted", None, "hosts[b]", "not an integer"),
-    ({"a": 100, "b": True}, "weighted", None, "hosts[b]", "not an integer"),
-    ({"a": 255, "b": 100}, "fault", None, "hosts[a]", "255 is the address owner"),
-    ({"a": 0, "b": 100}, "fault", None, "hosts[a]", "outside 1..254"),
-    ({"a": 100, "b": 100}, "fault", None, "hosts", "must be distinct (a/b=100)"),
-    ({"a": 100, "b": 100}, "weighted", 5, "hosts", "must be distinct"),
-    (["a", "b"], "sometimes", None, "cloudcore_failover", "unknown failover mode 'sometimes'"),
-    (["a", "b"], "fault", 2, "weight", "only applies to cloudcore_failover: weighted"),
-    (["a", "b"], "weighted", 0, "weight", "weight 0 puts a failing node in FAULT"),
-    (["a", "b"], "weighted", "2", "weight", "not an integer"),
-    (["a", "b"], "weighted", 300, "weight", "outside keepalived's range"),
-    ({"a": 250, "b": 249}, "weighted", 5, "weight", "exceeds 254"),
-    ({"a": 3, "b": 2}, "weighted", -5, "weight", "below 1"),
-    ("node1", "fault", None, "hosts", "expected a list of host names"),
-    ([""], "fault", None, "hosts", "not a non-empty string"),
-])
-def test_rejected_inputs(hosts, failover, weight, variable, fragment):
-    with pytest.raises(VrrpPlanError) as err:
-        plan_priorities(hosts, failover, weight)
-    assert err.value.variable == variable
-    assert fragment in str(err.value)
-
-
-def test_negative_weight_allowed_when_it_works():
-    plan = vrrp_priorities({"a": 100, "b": 99, "c": 98}, "weighted", -3)
-    assert all(row["failover_ok"] for row in vrrp_failover_proof(plan))
-
-
 def test_effective_priority_model():
-    from ansible_collections.cloudcore.ha.plugins.module_utils._vrrp import NodePlan
     assert effective_priority(NodePlan(100, "MASTER", False, 2), False) == 102
     assert effective_priority(NodePlan(100, "MASTER", False, 2), True) == 100
     assert effective_priority(NodePlan(100, "MASTER", False, -5), False) == 100
@@ -168,9 +81,9 @@ def test_proof_weighted_with_nopreempt_blocks_failover():
 
 
 def test_proof_rejects_garbage():
-    with pytest.raises(VrrpPlanError):
+    with pytest.raises(InputError):
         vrrp_failover_proof(["a", "b"])
-    with pytest.raises(VrrpPlanError):
+    with pytest.raises(InputError):
         vrrp_failover_proof({"a": {"priority": "x"}})
 
 
@@ -204,7 +117,7 @@ def test_pinned_weighted_plans_are_accepted_only_when_they_fail_over(names, data
     hosts = dict(zip(names, priorities))
     try:
         plan = plan_priorities(hosts, "weighted", weight)
-    except VrrpPlanError as exc:
+    except InputError as exc:
         gap = max(priorities) - min(priorities)
         broken = (abs(weight) <= gap or max(priorities) + weight > 254 if weight > 0
                   else abs(weight) <= gap or min(priorities) + weight < 1)
@@ -234,5 +147,5 @@ def test_pinned_duplicates_are_rejected_in_both_modes(names, data):
     priorities = data.draw(st.lists(st.integers(1, 200), min_size=len(names), max_size=len(names)))
     priorities[1] = priorities[0]
     for mode, weight in (("fault", None), ("weighted", 253)):
-        with pytest.raises(VrrpPlanError, match="distinct"):
+        with pytest.raises(InputError, match="distinct"):
             plan_priorities(dict(zip(names, priorities)), mode, weight)
