@@ -10,18 +10,24 @@ import contextlib
 import datetime
 import fcntl
 import hashlib
+import http.client
 import ipaddress
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, HERE)
+import edges  # noqa: E402  (tests/lab/edges.py: the edge fleets)
+from kubeapi.nodes import node_object  # noqa: E402  (the Node the API stand-in seeds; standard library only)
 REPO = os.path.dirname(os.path.dirname(HERE))
 LAB_DIR = os.environ.get("CCHA_LAB_DIR", os.path.join(REPO, ".lab"))
 CACHE = os.environ.get("CCHA_LAB_CACHE", "/var/cache/cloudcore-ha-lab")
@@ -63,10 +69,10 @@ IMAGE_PACKAGES = [
     "ca-certificates", "python3-cryptography", "python3-cffi-backend", "python3-yaml", "iputils-ping", "less",
 ]
 # Installed by the roles (or later scenarios) inside the nodes, from the lab's local apt repo.
-REPO_PACKAGES = ["keepalived", "nftables", "ufw", "firewalld"]
-ULIMITS = ["nofile=1024:1024", "nproc=4096:4096"]
+REPO_PACKAGES = ["keepalived", "nftables", "ufw", "firewalld", "haproxy"]
+ULIMITS = ["nofile=1024:16384", "nproc=4096:4096"]
 CAPS = ["NET_ADMIN", "NET_RAW"]
-FAULT_KINDS = ["cloudcore", "keepalived-kill", "link", "restart", "partition"]
+FAULT_KINDS = ["cloudcore", "keepalived-kill", "link", "restart", "partition", "haproxy", "haproxy-kill"]
 PARTITION_TABLE = "ccha_lab_partition"
 NODE_SYSCTLS = [
     "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
@@ -142,6 +148,12 @@ def node_names(count: int) -> list[str]:
     return [f"{PREFIX}node{i}" for i in range(1, count + 1)]
 
 
+def node_changes(old: list[str], new: list[str]) -> tuple[list[str], list[str]]:
+    """What `up` with another node count does to a running lab: (added, removed), in node order.
+    Growing adds the next numbers, shrinking removes the highest ones (node_names is a prefix)."""
+    return [n for n in new if n not in old], [n for n in old if n not in new]
+
+
 def host4(host: int) -> str:
     return str(SUBNET4.network_address + host)
 
@@ -162,9 +174,64 @@ def apt_repo_dir(debian: int) -> str:
     return os.path.join(CACHE, f"apt-debian{debian}")
 
 
-def model(count: int, debian: int) -> dict:
+def parse_releases(text: str) -> list[int]:
+    """`--debian`: one release for every node ("13") or one per node, in node order ("12,13,13")."""
+    names = ", ".join(f"{k} ({v})" for k, v in sorted(DEBIAN.items()))
+    releases = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            release = int(part)
+        except ValueError:
+            raise LabError(f"--debian: {part!r} is not a Debian release; known: {names}") from None
+        if release not in DEBIAN:
+            raise LabError(f"--debian: Debian {release} is not known to the lab; known: {names}")
+        releases.append(release)
+    return releases
+
+
+def node_releases(count: int | None, debian: str = "12", debian_of: list[str] | tuple = ()) -> list[int]:
+    """The Debian release of each node, in node order.
+
+    `debian` is one release for all nodes or a comma-separated list with one per node (its length
+    is then the node count when `count` is None, and must equal `count` otherwise). `debian_of`
+    entries NODE=RELEASE (NODE: ccha-nodeK or K) override single nodes: a rolling upgrade is
+    `--debian 12 --debian-of ccha-node3=13`, then `--debian-of ccha-node2=13 ...`.
+    """
+    releases = parse_releases(debian)
+    if count is None:
+        count = len(releases) if len(releases) > 1 else 3
+    if not 2 <= count <= 8:
+        raise LabError(f"--nodes must be 2..8, got {count}")
+    if len(releases) == 1:
+        releases = releases * count
+    elif len(releases) != count:
+        raise LabError(f"--debian lists {len(releases)} releases for {count} nodes: give one, or one per node")
+    names = node_names(count)
+    for item in debian_of:
+        node, sep, value = item.partition("=")
+        node = node.strip()
+        if node.isdigit():
+            node = f"{PREFIX}node{node}"
+        if not sep or node not in names:
+            raise LabError(f"--debian-of {item!r}: expected NODE=RELEASE with NODE one of {' '.join(names)}")
+        if "," in value:
+            raise LabError(f"--debian-of {item!r}: one release per node")
+        releases[names.index(node)] = parse_releases(value)[0]
+    return releases
+
+
+def uniform(values: list):
+    """The value all items share, else None (a mixed lab)."""
+    return values[0] if values and all(v == values[0] for v in values) else None
+
+
+def model(count: int, debian: int | list[int]) -> dict:
+    releases = [debian] * count if isinstance(debian, int) else list(debian)
+    if len(releases) != count:
+        raise LabError(f"{len(releases)} releases for {count} nodes")
     nodes = []
-    for i, name in enumerate(node_names(count), start=1):
+    for i, (name, release) in enumerate(zip(node_names(count), releases), start=1):
         host = NODE_HOST_BASE + i
         nodes.append({
             "name": name, "namespace": name, "container": name, "interface": NODE_IF,
@@ -172,13 +239,19 @@ def model(count: int, debian: int) -> dict:
             "ipv4": host4(host), "ipv6": host6(host),
             "ipv4_cidr": f"{host4(host)}/{SUBNET4.prefixlen}", "ipv6_cidr": f"{host6(host)}/{SUBNET6.prefixlen}",
             "standin_dir": os.path.join(LAB_DIR, "nodes", name, "standin"),
+            # the node's Debian release, its image and its local apt repo (a mixed lab differs per node)
+            "debian": release, "codename": DEBIAN[release], "image": image_name(release),
+            "apt_repo": apt_repo_dir(release),
         })
     bridge4, bridge6 = host4(BRIDGE_HOST), host6(BRIDGE_HOST)
+    lab_release = uniform(releases)
     return {
         "version": 1,
         "prefix": PREFIX,
-        "debian": debian,
-        "image": image_name(debian),
+        # the lab's release when every node runs it, else null (a mixed lab: see nodes[].debian)
+        "debian": lab_release,
+        "debian_releases": sorted(set(releases)),
+        "image": image_name(lab_release) if lab_release else None,
         "lab_namespace": LAB_NS,
         "bridge": BRIDGE,
         "bridge_ipv4": bridge4,
@@ -193,11 +266,12 @@ def model(count: int, debian: int) -> dict:
         "edge": {"namespace": EDGE_NS, "interface": NODE_IF, "lab_veth": lab_side_veth(EDGE_NS),
                  "ipv4": host4(EDGE_HOST), "ipv6": host6(EDGE_HOST)},
         "foreign": {"reserved": True, "ipv4": host4(FOREIGN_HOST), "ipv6": host6(FOREIGN_HOST)},
-        "blackhole_routes": [str(SUBNET4), str(SUBNET6)],
+        "blackhole_routes": [str(SUBNET4), str(SUBNET6), str(edges.EDGE_SUBNET)],
+        "edge_subnet": str(edges.EDGE_SUBNET),
         "lab_dir": LAB_DIR,
         "inventory": os.path.join(LAB_DIR, "inventory"),
         "pki": {"ca_crt": os.path.join(LAB_DIR, "pki", "ca.crt"), "ca_key": os.path.join(LAB_DIR, "pki", "ca.key")},
-        "apt_repo": apt_repo_dir(debian),
+        "apt_repo": apt_repo_dir(lab_release) if lab_release else None,
         "containers_conf": CONTAINERS_CONF,
         "probe": PROBE,
         "run_dir": RUN_DIR,
@@ -244,16 +318,43 @@ def find_node(state: dict, name: str) -> dict:
 
 # --------------------------------------------------------------------------- image and apt repo
 
+# Debian 13's polkit.service (polkit 126) runs as User=polkitd behind a systemd sandbox (mount
+# namespace, seccomp). systemd 257 needs CAP_SYS_ADMIN, which the lab's containers do not have, to
+# set that up before it switches users: "Failed to keep CAP_SYS_ADMIN: Operation not permitted",
+# status=217/USER. Without polkit firewalld 2.3 answers no D-Bus call (firewall-cmd --state: not
+# running, its unit fails after 50 s). Lab only: a real host's PID 1 has every capability.
+POLKIT_LAB_DROPIN = (
+    "# cloudcore.ha lab (Debian 13): the container has no CAP_SYS_ADMIN, which systemd needs to build\n"
+    "# this unit's sandbox before switching to User=polkitd (status=217/USER). Lift the sandbox.\n"
+    "[Service]\n" + "".join(f"{item}\n" for item in (
+        "SystemCallFilter=", "SystemCallArchitectures=", "MemoryDenyWriteExecute=no", "LockPersonality=no",
+        "RestrictRealtime=no", "RestrictNamespaces=no", "RestrictSUIDSGID=no", "RestrictAddressFamilies=",
+        "ProtectKernelModules=no", "ProtectKernelTunables=no", "ProtectKernelLogs=no", "ProtectClock=no",
+        "ProtectHostname=no", "PrivateDevices=no", "PrivateNetwork=no", "ProtectSystem=no", "ProtectHome=no",
+        "PrivateTmp=no", "ProtectControlGroups=no")))
+
+
 def image_recipe(debian: int) -> dict[str, str]:
     """Files written into the node rootfs (path -> content; '@link:' marks a symlink)."""
-    return {
+    extra = {}
+    if debian >= 13:
+        extra["/etc/systemd/system/polkit.service.d/lab.conf"] = POLKIT_LAB_DROPIN
+    return extra | {
         "/etc/apt/sources.list":
             "# cloudcore.ha lab: the nodes have no internet; packages come from the lab's local repo\n"
             "deb [trusted=yes] file:/srv/lab-apt ./\n",
-        "/etc/systemd/system/keepalived.service.d/lab.conf":
-            "# cloudcore.ha lab (cgroup v1 host): systemd may fail to kill the unit's cgroup and then\n"
-            "# waits TimeoutStopSec (90 s default) before ExecStopPost/restart. Keep stops prompt.\n"
+        # haproxy.service (Debian 12 and 13) binds /dev/log into its chroot: a bind mount, which
+        # systemd cannot make in these containers (no CAP_SYS_ADMIN): 226/NAMESPACE at every start.
+        # A keepalived the role has not configured yet (a bare package, as in test_lab): after a SIGKILL
+        # systemd on this cgroup v1 host may not see the unit's cgroup empty and waits TimeoutStopSec
+        # (90 s default) before it starts the unit again. 00-: the role's cloudcore-ha.conf (2 s) sorts
+        # after it and wins, as on a real host.
+        "/etc/systemd/system/keepalived.service.d/00-lab.conf":
+            "# cloudcore.ha lab (cgroup v1 host): keep stops prompt; the role's cloudcore-ha.conf overrides it\n"
             "[Service]\nTimeoutStopSec=5s\n",
+        "/etc/systemd/system/haproxy.service.d/lab.conf":
+            "# cloudcore.ha lab: no bind mounts in these containers (226/NAMESPACE); haproxy then cannot log\n"
+            "# to /dev/log from its chroot, nothing else changes.\n[Service]\nBindReadOnlyPaths=\n",
         "/etc/systemd/system/cloudcore-standin.service": "@link:/opt/cloudcore-standin/cloudcore-standin.service",
         "/etc/systemd/system/multi-user.target.wants/cloudcore-standin.service":
             "@link:/etc/systemd/system/cloudcore-standin.service",
@@ -263,8 +364,15 @@ def image_recipe(debian: int) -> dict[str, str]:
     }
 
 
+# Files an earlier recipe wrote into a cached rootfs: gone from the recipe, so removed from the rootfs
+# (a stale one would make the lab differ from a fresh machine's). keepalived's lab drop-in lab.conf
+# set TimeoutStopSec=5s after the role's cloudcore-ha.conf (2 s), and so outranked it (now 00-lab.conf).
+RETIRED_RECIPE_PATHS = ("/etc/systemd/system/keepalived.service.d/lab.conf",)
+RECIPE_PATHS_FILE = ".ccha-recipe-paths"
+
+
 def recipe_hash(debian: int) -> str:
-    return sha(json.dumps([debian, IMAGE_PACKAGES, image_recipe(debian)], sort_keys=True))
+    return sha(json.dumps([debian, IMAGE_PACKAGES, image_recipe(debian), RETIRED_RECIPE_PATHS], sort_keys=True))
 
 
 def packages_key() -> str:
@@ -390,7 +498,12 @@ def build_apt_repo(debian: int, rid: str) -> None:
         os.chmod(dirpath, 0o755)
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), 0o644)
-    shutil.rmtree(repo, ignore_errors=True)
+    # Nodes of a running lab bind-mount the repo: move the previous one aside rather than deleting
+    # it, so their /srv/lab-apt keeps its packages until the next rebuild.
+    previous = repo + ".old"
+    shutil.rmtree(previous, ignore_errors=True)
+    if os.path.exists(repo):
+        os.rename(repo, previous)
     os.rename(tmp_repo, repo)
     shutil.rmtree(work, ignore_errors=True)
     log(f"apt repo ({len(debs)} debs) built in {time.monotonic() - start:.1f}s")
@@ -398,7 +511,15 @@ def build_apt_repo(debian: int, rid: str) -> None:
 
 def customize_rootfs(debian: int) -> None:
     root = rootfs_dir(debian)
-    for path, content in image_recipe(debian).items():
+    recipe = image_recipe(debian)
+    listing = os.path.join(root, RECIPE_PATHS_FILE)
+    previous = open(listing, encoding="utf-8").read().split() if os.path.isfile(listing) else []
+    for path in (set(previous) | set(RETIRED_RECIPE_PATHS)) - set(recipe):
+        if os.path.islink(root + path) or os.path.isfile(root + path):
+            os.unlink(root + path)
+    with open(listing, "w", encoding="utf-8") as handle:
+        handle.write("".join(path + "\n" for path in sorted(recipe)))
+    for path, content in recipe.items():
         target = root + path
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if os.path.islink(target) or os.path.isfile(target):
@@ -444,7 +565,7 @@ def import_image(debian: int, rid: str) -> None:
     tarball = os.path.join(CACHE, f"debian{debian}", "rootfs.tar")
     start = time.monotonic()
     tmp = tarball + ".tmp"
-    run(["tar", "-C", root, "--exclude=./.ccha-rootfs-id", "--exclude=./tmp/ccha-apt",
+    run(["tar", "-C", root, "--exclude=./.ccha-rootfs-id", "--exclude=./" + RECIPE_PATHS_FILE, "--exclude=./tmp/ccha-apt",
          "-cf", tmp, "."], timeout=600)
     os.replace(tmp, tarball)
     with open(tarball + ".id", "w", encoding="utf-8") as handle:
@@ -484,7 +605,8 @@ def ensure_image_and_repo(debian: int) -> dict:
         image_rid = (labels or {}).get("ccha.rootfs")
         image_ok = (labels is not None and labels.get("ccha.recipe") == recipe_hash(debian)
                     and rid_current(image_rid))
-        repo_ok = (stamp is not None and stamp.get("packages") == REPO_PACKAGES and rid_current(stamp.get("rootfs_id"))
+        repo_ok = (stamp is not None and set(stamp.get("packages") or ()) >= set(REPO_PACKAGES)
+                   and rid_current(stamp.get("rootfs_id"))
                    and os.path.exists(os.path.join(apt_repo_dir(debian), "Packages")))
         if image_ok and repo_ok and image_rid != stamp.get("rootfs_id"):
             image_ok = repo_ok = False  # built from different debootstraps: rebuild both
@@ -568,11 +690,11 @@ def ensure_pki(state: dict) -> list[str]:
             with open(marker, "w", encoding="utf-8") as handle:
                 handle.write(san_text + sha(open(ca_crt).read()))
         shutil.copyfile(ca_crt, os.path.join(directory, "ca.crt"))
-        # "kubernetes": act like CloudCore toward the API stand-in (casecret/cloudcoresecret from the
-        # ConfigMap's advertiseAddress); the files above are served while there is no ConfigMap.
+        # "kubernetes": the node's kubelet for a pod of Deployment kubeedge/cloudcore and that pod's
+        # CloudCore v1.23.1; the files above are served while there is no such Deployment.
         config = {"node": node["name"], "port": state["standin_port"], "cert_source": "kubernetes",
                   "cert_dir": STANDIN_CONF_DIR, "kubeconfig": state["kubeapi"]["node_kubeconfig"],
-                  "poll_seconds": 2}
+                  "poll_seconds": 1}
         text = json.dumps(config, indent=2) + "\n"
         path = os.path.join(directory, "standin.json")
         if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
@@ -597,6 +719,7 @@ def link_exists(ns: str | None, dev: str) -> bool:
 def ensure_blackholes() -> None:
     run(["ip", "route", "replace", "blackhole", str(SUBNET4)])
     run(["ip", "-6", "route", "replace", "blackhole", str(SUBNET6)])
+    run(["ip", "route", "replace", "blackhole", str(edges.EDGE_SUBNET)])
 
 
 def ensure_ns(ns: str, sysctls: list[str]) -> None:
@@ -637,6 +760,10 @@ def ensure_network(state: dict) -> None:
             f"addr replace {ip4}/{SUBNET4.prefixlen} dev {NODE_IF}\n"
             f"addr replace {ip6}/{SUBNET6.prefixlen} dev {NODE_IF} nodad\n"
             f"link set {NODE_IF} up\n"))
+        if ns != edge["namespace"]:
+            # the edge fleets' subnet is routed through the edge namespace, as a site routes its
+            # edge networks through a gateway
+            run(["ip", "-n", ns, "route", "replace", str(edges.EDGE_SUBNET), "via", edge["ipv4"], "dev", NODE_IF])
 
 
 # --------------------------------------------------------------------------- containers
@@ -644,7 +771,7 @@ def ensure_network(state: dict) -> None:
 def run_spec(state: dict, node: dict) -> dict:
     volumes = [f"{STANDIN_SRC}:/opt/cloudcore-standin:ro",
                f"{node['standin_dir']}:/etc/cloudcore-standin:ro",
-               f"{state['apt_repo']}:/srv/lab-apt:ro"]
+               f"{node['apt_repo']}:/srv/lab-apt:ro"]
     network = f"ns:/run/netns/{node['namespace']}"
     args = ["--name", node["container"], "--hostname", node["name"], "--systemd=always",
             "--network", network, "--cap-add", ",".join(CAPS)]
@@ -652,15 +779,16 @@ def run_spec(state: dict, node: dict) -> dict:
         args += ["--ulimit", limit]
     for volume in volumes:
         args += ["-v", volume]
-    args += ["--label", "ccha.lab=1", state["image"], "/sbin/init"]
-    return {"name": node["container"], "hostname": node["name"], "image": state["image"],
+    args += ["--label", "ccha.lab=1", "--label", f"ccha.debian={node['debian']}", node["image"], "/sbin/init"]
+    return {"name": node["container"], "hostname": node["name"], "image": node["image"], "debian": node["debian"],
             "command": "/sbin/init", "systemd": "always", "network": network, "cap_add": CAPS,
-            "ulimits": ULIMITS, "volumes": volumes, "labels": {"ccha.lab": "1"},
+            "ulimits": ULIMITS, "volumes": volumes, "labels": {"ccha.lab": "1", "ccha.debian": str(node["debian"])},
             "runtime": "runc", "env": {"CONTAINERS_CONF": CONTAINERS_CONF},
             "podman_run_args": args}
 
 
-def container_states() -> dict[str, str]:
+def lab_containers() -> dict[str, dict]:
+    """Every container named ccha-* (whoever created it): its podman ps entry."""
     proc = podman("ps", "-a", "--format", "json", check=False)
     out = {}
     try:
@@ -671,8 +799,19 @@ def container_states() -> dict[str, str]:
         names = container.get("Names") or []
         for name in [names] if isinstance(names, str) else names:
             if name.startswith(PREFIX):
-                out[name] = str(container.get("State", "unknown")).lower()
+                out[name] = container
     return out
+
+
+def container_states() -> dict[str, str]:
+    return {name: str(c.get("State", "unknown")).lower() for name, c in lab_containers().items()}
+
+
+def stale_containers(state: dict, existing: dict[str, dict]) -> list[str]:
+    """Node containers that exist with another image than their node's release needs (a node moved
+    to another Debian release, or a container left by a lab of another release): `up` replaces them."""
+    wanted = {n["container"]: n["image"] for n in state["nodes"]}
+    return sorted(name for name, c in existing.items() if name in wanted and c.get("Image") != wanted[name])
 
 
 def systemd_state(container: str) -> str:
@@ -720,7 +859,13 @@ def parallel(func, items) -> None:
         raise LabError(errors[0])
 
 
-def ensure_containers(state: dict) -> None:
+def ensure_containers(state: dict) -> list[str]:
+    """Start the node containers; return those replaced for another release (a fresh node: the
+    collection has to converge it again, as after a reinstall)."""
+    replaced = stale_containers(state, lab_containers())
+    if replaced:
+        log(f"replacing {' '.join(replaced)}: another Debian release")
+        podman("rm", "-f", "-t", "5", *replaced, timeout=180)
     existing = container_states()
     todo = []
     for node in state["nodes"]:
@@ -738,24 +883,41 @@ def ensure_containers(state: dict) -> None:
 
     parallel(start, todo)
     wait_systemd([n["container"] for n in state["nodes"]])
+    return replaced
 
 
-def probe_cmd(state: dict, host: str, timeout: float, path: str = "/ca.crt") -> list[str]:
+def probe_cmd(state: dict, host: str, timeout: float, path: str = "/ca.crt", port: int = 10002) -> list[str]:
     return ["ip", "netns", "exec", state["edge"]["namespace"], sys.executable, PROBE, host,
-            "--timeout", str(timeout), "--path", path]
+            "--timeout", str(timeout), "--path", path, "--port", str(port)]
 
 
-def wait_standins(state: dict, timeout: float = 30) -> None:
+def waits_for_pod(node: str, journal_tail: str) -> bool:
+    """The stand-in's last journal line says it is a kubelet waiting for its CloudCore pod
+    (cloudcore_standin.py Pod.wait_for_pod): Deployment kubeedge/cloudcore exists, no pod is bound
+    to this node (a node added to a converged site: no CloudCore there until the collection runs)."""
+    return one_line(journal_tail).endswith(f"waiting for a pod bound to {node}")
+
+
+def wait_standins(state: dict, timeout: float = 30) -> list[str]:
+    """Every node's stand-in answers on STANDIN_PORT, or runs as a kubelet that waits for a pod;
+    return the latter (they serve nothing until a CloudCore pod is bound to them)."""
     deadline = time.monotonic() + timeout
+    waiting = []
     for node in state["nodes"]:
         while True:
             proc = run(probe_cmd(state, node["ipv4"], 1), check=False)
             if proc.returncode == 0 and proc.stdout.split()[0] == node["name"]:
                 break
+            journal = exec_node(node, "journalctl", "-u", "cloudcore-standin", "-o", "cat", "-n", "1", "--no-pager",
+                                check=False, timeout=20)
+            if waits_for_pod(node["name"], journal.stdout):
+                waiting.append(node["name"])
+                break
             if time.monotonic() > deadline:
                 raise LabError(f"stand-in on {node['name']} ({node['ipv4']}:{STANDIN_PORT}) does not answer: "
                                f"{one_line(proc.stdout) or one_line(proc.stderr)}")
             time.sleep(0.3)
+    return waiting
 
 
 # --------------------------------------------------------------------------- Kubernetes API stand-in
@@ -808,11 +970,33 @@ def kubeapi_command(state: dict) -> list[str]:
             "--access-log", os.path.join(KUBEAPI_DIR, "access.log")]
 
 
+def without_node_list(cmd: list[str] | None) -> list[str] | None:
+    """The API stand-in's command without its `--nodes NAME=IP,...` (only seed data: see ensure_kubeapi)."""
+    if cmd is None:
+        return None
+    out = []
+    for arg in cmd:
+        if out and out[-1] == "--nodes":
+            out[-1] = "--nodes=*"
+        else:
+            out.append(arg)
+    return out
+
+
 def ensure_kubeapi(state: dict) -> int:
     """Start the Kubernetes API stand-in (or keep the running one); write the kubeconfigs; return its pid.
 
     One process, in the root namespace: 127.0.0.1:KUBEAPI_PORT for the controller, and sockets opened
     inside the lab namespace (setns) on the bridge's addresses, port KUBEAPI_LAB_PORT, for the nodes.
+
+    A running one whose command differs only in `--nodes` is kept: that list only seeds Nodes when the
+    server starts (kubeapi cli.py, store.seed_node skips existing ones), and `up` with another node
+    count gives a running lab's API its new Nodes and takes the removed ones away through the API
+    (add_kube_nodes, retire_kube_nodes), as a kubelet registers and an operator deletes a Node. Not a
+    restart: the API would be gone for a second under every node's stand-in (their kubelets poll it),
+    the controllers' in-memory state (pending Progressing reasons) would be lost, and an edge fleet
+    started meanwhile (`lab edges up` reads casecret) could fail. command.json then records the new
+    command: a later restart (another command) seeds the same Nodes the running server has.
     """
     require_venv()
     cmd = kubeapi_command(state)
@@ -822,7 +1006,12 @@ def ensure_kubeapi(state: dict) -> int:
     cmd_path = os.path.join(KUBEAPI_DIR, "command.json")
     pid = kubeapi_pid()
     ready = read_json(ready_path) if pid else None
-    started = pid is None or not ready or ready.get("pid") != pid or read_json(cmd_path) != cmd
+    recorded = read_json(cmd_path)
+    started = (pid is None or not ready or ready.get("pid") != pid
+               or without_node_list(recorded) != without_node_list(cmd))
+    if not started and recorded != cmd:
+        with open(cmd_path, "w", encoding="utf-8") as handle:
+            json.dump(cmd, handle)
     if started:
         if pid is not None:
             terminate({pid})
@@ -858,12 +1047,79 @@ def ensure_kubeapi(state: dict) -> int:
     with open(os.path.join(KUBEAPI_DIR, "kubeconfig"), encoding="utf-8") as handle:
         write_private(KUBECONFIG, handle.read())
     node_files = [os.path.join(n["standin_dir"], "kubeconfig") for n in state["nodes"]]
-    if started or not all(os.path.exists(f) for f in node_files):
+    if not started:  # a running server: only the nodes that have none yet (a node added in place)
+        node_files = [f for f in node_files if not os.path.exists(f)]
+    if node_files:
         text = run([VENV_PYTHON, "-m", "kubeapi", "kubeconfig", "--state-dir", KUBEAPI_DIR,
                     "--server", state["kubeapi"]["lab_url"]], cwd=HERE).stdout
         for path in node_files:
             write_private(path, text)
     return pid
+
+
+def kube_request(method: str, path: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict | None]:
+    """One request to the API stand-in on 127.0.0.1 (the admin client certificate of its state dir)."""
+    ctx = ssl.create_default_context(cafile=os.path.join(KUBEAPI_DIR, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(KUBEAPI_DIR, "admin.crt"), os.path.join(KUBEAPI_DIR, "admin.key"))
+    conn = http.client.HTTPSConnection("127.0.0.1", KUBEAPI_PORT, context=ctx, timeout=timeout)
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Accept": "application/json"} | ({"Content-Type": "application/json"} if data else {})
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise LabError(f"Kubernetes API stand-in: {method} {path}: {exc}") from exc
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(raw or b"null")
+    except json.JSONDecodeError:
+        return response.status, None
+
+
+def add_kube_nodes(state: dict, names: list[str]) -> None:
+    """The Node objects of nodes added to a running lab (its kubelet registering); one that exists stays."""
+    code, version = kube_request("GET", "/version")
+    if code != 200 or not isinstance(version, dict):
+        raise LabError(f"Kubernetes API stand-in: GET /version: HTTP {code}")
+    ts = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for node in state["nodes"]:
+        if node["name"] not in names:
+            continue
+        body = node_object(node["name"], node["ipv4"], version["gitVersion"], os.uname().release, ts)
+        code, answer = kube_request("POST", "/api/v1/nodes", body)
+        if code not in (200, 201, 409):  # 409: there already (e.g. seeded by a restarted server)
+            raise LabError(f"Kubernetes API stand-in: cannot create Node {node['name']}: HTTP {code} "
+                           f"{(answer or {}).get('message', '')}".rstrip())
+
+
+def retire_kube_nodes(names: list[str]) -> int:
+    """`kubectl delete node` for nodes taken out of the lab, then what kube-controller-manager's pod
+    garbage collector (podgc, gcOrphaned) does on a real cluster: pods bound to a Node that no longer
+    exists are deleted (it waits a 40 s quarantine first; the lab at once). The API stand-in's own
+    controllers only collect pods whose owner is gone, so without this a pod of the removed node
+    would stay bound to it and keep its last status (Running, Ready) for ever. Returns the pods deleted."""
+    deleted = 0
+    for name in names:
+        code, answer = kube_request("DELETE", f"/api/v1/nodes/{urllib.parse.quote(name)}")
+        if code not in (200, 202, 404):
+            raise LabError(f"Kubernetes API stand-in: cannot delete Node {name}: HTTP {code} "
+                           f"{(answer or {}).get('message', '')}".rstrip())
+        selector = urllib.parse.quote(f"spec.nodeName={name}")
+        code, pods = kube_request("GET", f"/api/v1/pods?fieldSelector={selector}")
+        if code != 200 or not isinstance(pods, dict):
+            raise LabError(f"Kubernetes API stand-in: cannot list the pods of Node {name}: HTTP {code}")
+        for pod in pods.get("items") or []:
+            md = pod.get("metadata") or {}
+            path = (f"/api/v1/namespaces/{urllib.parse.quote(md.get('namespace', ''))}/pods/"
+                    f"{urllib.parse.quote(md.get('name', ''))}")
+            code, _answer = kube_request("DELETE", path)
+            if code not in (200, 202, 404):
+                raise LabError(f"Kubernetes API stand-in: cannot delete pod {md.get('name')} of Node {name}: "
+                               f"HTTP {code}")
+            deleted += code != 404
+    return deleted
 
 
 def kubeapi_strays() -> set[int]:
@@ -898,7 +1154,12 @@ def write_inventory(state: dict) -> None:
     # lab_nsenter (tests/lab/plugins/connection, found through ansible.cfg): nsenter with pipelining,
     # one process per module instead of three or four `podman exec`.
     hosts += ["      vars:", "        ansible_connection: lab_nsenter",
-              "        ansible_python_interpreter: /usr/bin/python3", ""]
+              "        ansible_python_interpreter: /usr/bin/python3"]
+    # one group per Debian release (lab_debian12, lab_debian13): `--limit lab_debian13` in a mixed lab
+    for release in state.get("debian_releases") or sorted({n["debian"] for n in state["nodes"]}):
+        hosts += [f"    lab_debian{release}:", "      hosts:"]
+        hosts += [f"        {n['name']}:" for n in state["nodes"] if n["debian"] == release]
+    hosts.append("")
     with open(os.path.join(inv, "hosts.yml"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(hosts))
     with open(os.path.join(inv, "group_vars", "cloudcore.yml"), "w", encoding="utf-8") as handle:
@@ -918,7 +1179,10 @@ def write_inventory(state: dict) -> None:
             handle.write("# Generated by tests/lab/lab up -- lab-only facts live only in the lab inventory\n"
                          f"cloudcore_node_name: {node['name']}\n"
                          f"lab_address_ipv4: {node['ipv4']}\n"
-                         f"lab_address_ipv6: {node['ipv6']}\n")
+                         f"lab_address_ipv6: {node['ipv6']}\n"
+                         "# the node's Debian release (a mixed lab has several): 12 bookworm, 13 trixie\n"
+                         f"lab_debian: {node['debian']}\n"
+                         f"lab_debian_codename: {node['codename']}\n")
 
 
 # --------------------------------------------------------------------------- down
@@ -980,23 +1244,50 @@ def client_pids() -> set[int]:
                 continue  # recycled pid: not ours
             if os.path.exists(f"/proc/{pid}"):
                 pids.add(pid)
+    return pids | netns_pids(lab_namespaces())
+
+
+def netns_pids(namespaces: list[str]) -> set[int]:
+    """Processes of the host's PID namespace inside these network namespaces (container processes,
+    in their own PID namespace, are left to podman)."""
+    pids: set[int] = set()
     own_pidns = os.readlink("/proc/self/ns/pid")
-    lab_netns = set()
-    for ns in lab_namespaces():
+    wanted = set()
+    for ns in namespaces:
         with contextlib.suppress(OSError):
-            lab_netns.add((os.stat(f"/run/netns/{ns}").st_dev, os.stat(f"/run/netns/{ns}").st_ino))
-    if lab_netns:
+            wanted.add((os.stat(f"/run/netns/{ns}").st_dev, os.stat(f"/run/netns/{ns}").st_ino))
+    if wanted:
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             pid = int(entry)
             try:
                 st = os.stat(f"/proc/{pid}/ns/net")
-                if (st.st_dev, st.st_ino) in lab_netns and os.readlink(f"/proc/{pid}/ns/pid") == own_pidns:
+                if (st.st_dev, st.st_ino) in wanted and os.readlink(f"/proc/{pid}/ns/pid") == own_pidns:
                     pids.add(pid)
             except OSError:
                 continue
     return pids
+
+
+def remove_nodes(nodes: list[dict]) -> None:
+    """Take nodes out of a running lab (a shrinking `up`): container, processes in their namespace,
+    the namespace (its end of the veth goes with it, and so the bridge port), the node's files.
+    The rest of the lab is not touched. Their Node objects: retire_kube_nodes."""
+    existing = container_states()
+    containers = [n["container"] for n in nodes if n["container"] in existing]
+    if containers:
+        podman("rm", "-f", "-t", "5", *containers, timeout=180)
+        left = sorted(set(containers) & set(container_states()))
+        if left:
+            raise LabError(f"could not remove containers: {' '.join(left)}")
+    terminate(netns_pids([n["namespace"] for n in nodes]))
+    for node in nodes:
+        if ns_exists(node["namespace"]):
+            run(["ip", "netns", "delete", node["namespace"]])
+        if link_exists(LAB_NS, node["lab_veth"]):  # gone with the namespace unless a process still held it
+            run(["ip", "-n", LAB_NS, "link", "del", node["lab_veth"]])
+        shutil.rmtree(os.path.dirname(node["standin_dir"]), ignore_errors=True)  # .lab/nodes/<node>
 
 
 def down(quiet: bool = False) -> None:
@@ -1036,6 +1327,7 @@ def down(quiet: bool = False) -> None:
     # 4. the blackhole routes, last
     run(["ip", "route", "del", "blackhole", str(SUBNET4)], check=False)
     run(["ip", "-6", "route", "del", "blackhole", str(SUBNET6)], check=False)
+    run(["ip", "route", "del", "blackhole", str(edges.EDGE_SUBNET)], check=False)
 
 
 # --------------------------------------------------------------------------- commands
@@ -1048,10 +1340,16 @@ def require_root_and_tools(*tools: str) -> None:
             raise LabError(f"{tool} not found (install it: see the Makefile's setup step)")
 
 
+def release_label(releases: list[int]) -> str:
+    """debian12 for a uniform lab, debian12,12,13 for a mixed one (node order)."""
+    lab_release = uniform(releases)
+    return f"debian{lab_release}" if lab_release else "debian" + ",".join(str(r) for r in releases)
+
+
 def cmd_up(args) -> str:
+    releases = node_releases(args.nodes, args.debian, args.debian_of or ())
     require_root_and_tools("podman", "ip", "openssl", "tar", "nft")
-    if args.debian not in DEBIAN:
-        raise LabError(f"--debian must be one of {sorted(DEBIAN)}")
+    count = len(releases)
     require_venv()
     start = time.monotonic()
 
@@ -1062,38 +1360,57 @@ def cmd_up(args) -> str:
     signal.signal(signal.SIGINT, terminated)
     with lab_lock():
         previous = load_state(required=False)
+        added, removed, orphans, waiting = [], [], 0, []
         if previous is not None:
-            same = (len(previous["nodes"]) == args.nodes and previous["debian"] == args.debian
-                    and previous.get("containers_started") == (not args.no_containers))
-            if not same:
+            # Another release for some nodes is not another shape: those nodes' containers are
+            # replaced below (ensure_containers), the network, the PKI and the API stay. Another
+            # node count on a running lab changes it in place too: nodes beyond the count are
+            # removed (remove_nodes, retire_kube_nodes), new ones get what a node gets at a first
+            # `up`; the other nodes, their processes, the edge fleets and the API's objects stay.
+            same_mode = previous.get("containers_started") == (not args.no_containers)
+            if same_mode and len(previous["nodes"]) != count and lab_namespaces():
+                added, removed = node_changes([n["name"] for n in previous["nodes"]], node_names(count))
+                log(f"lab up: {len(previous['nodes'])} -> {count} nodes in place: "
+                    f"adding [{' '.join(added)}] removing [{' '.join(removed)}]")
+            elif not same_mode or len(previous["nodes"]) != count:
                 log("lab up with another shape: tearing it down first")
                 down()
         built = not (previous is not None and lab_namespaces())
         try:
-            for tool in ("debootstrap", "dpkg-scanpackages", "chroot"):
-                if shutil.which(tool) is None and (image_labels(image_name(args.debian)) is None
-                                                   or repo_stamp(args.debian) is None):
-                    raise LabError(f"{tool} not found (needed to build the node image / apt repo)")
+            if removed:
+                remove_nodes([n for n in previous["nodes"] if n["name"] in removed])
+            for release in sorted(set(releases)):
+                for tool in ("debootstrap", "dpkg-scanpackages", "chroot"):
+                    if shutil.which(tool) is None and (image_labels(image_name(release)) is None
+                                                       or repo_stamp(release) is None):
+                        raise LabError(f"{tool} not found (needed to build the node image / apt repo)")
             ensure_blackholes()
-            timings = ensure_image_and_repo(args.debian)
-            state = model(args.nodes, args.debian)
+            timings = {}
+            for release in sorted(set(releases)):  # each release under its own cache lock
+                for key, value in ensure_image_and_repo(release).items():
+                    timings[key if len(set(releases)) == 1 else f"{key}@debian{release}"] = value
+            state = model(count, releases)
             state["containers_started"] = not args.no_containers
             state["containers"] = {n["container"]: run_spec(state, n) for n in state["nodes"]}
             changed = ensure_pki(state)
             ensure_network(state)
             start_api = time.monotonic()
             state["kubeapi"]["pid"] = ensure_kubeapi(state)
+            if added:  # before their containers start: their kubelets (the stand-ins) read their Node
+                add_kube_nodes(state, added)
+            orphans = retire_kube_nodes(removed) if removed else 0
             timings["kubeapi"] = time.monotonic() - start_api
             write_inventory(state)
             state["created"] = (previous or {}).get("created") or time.time()
             write_state(state)
+            replaced = []
             if not args.no_containers:
                 running = {name for name, status in container_states().items() if status == "running"}
-                ensure_containers(state)
+                replaced = ensure_containers(state)
                 for node in state["nodes"]:  # a running stand-in reads standin.json only when it starts
-                    if node["name"] in changed and node["container"] in running:
+                    if node["name"] in changed and node["container"] in running and node["container"] not in replaced:
                         exec_node(node, "systemctl", "restart", "cloudcore-standin")
-                wait_standins(state)
+                waiting = wait_standins(state)
         except BaseException:
             if built:
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -1105,8 +1422,16 @@ def cmd_up(args) -> str:
             raise
     extra = "".join(f" {k}={v:.1f}s" for k, v in timings.items())
     mode = " (no containers)" if args.no_containers else ""
-    return (f"lab up{mode}: {args.nodes} nodes {state['nodes'][0]['name']}..{state['nodes'][-1]['name']} "
-            f"debian{args.debian} VIP {VIP4} (IPv6 {VIP6}) edge {EDGE_NS} API {state['kubeapi']['url']} in {time.monotonic() - start:.1f}s{extra}")
+    fresh = f" replaced {' '.join(replaced)}" if replaced else ""
+    reshaped = (f" added {' '.join(added)}" if added else "") + (f" removed {' '.join(removed)}" if removed else "")
+    if orphans:
+        reshaped += (f" (deleted {orphans} pod{'s' if orphans > 1 else ''} bound to "
+                     f"{'them' if len(removed) > 1 else 'it'})")
+    if waiting:
+        reshaped += f" (no CloudCore pod yet: {' '.join(waiting)})"
+    return (f"lab up{mode}: {count} nodes {state['nodes'][0]['name']}..{state['nodes'][-1]['name']} "
+            f"{release_label(releases)} VIP {VIP4} (IPv6 {VIP6}) edge {EDGE_NS} API {state['kubeapi']['url']}"
+            f"{reshaped}{fresh} in {time.monotonic() - start:.1f}s{extra}")
 
 
 def cmd_down(args) -> str:
@@ -1138,7 +1463,7 @@ def cmd_probe(args) -> tuple[str, int]:
     require_root_and_tools("ip")
     state = load_state()
     host = args.address or (state["vip_ipv6"] if args.ipv6 else state["vip_ipv4"]).split("/")[0]
-    proc = run(probe_cmd(state, host, args.timeout, args.path), check=False, timeout=args.timeout + 10)
+    proc = run(probe_cmd(state, host, args.timeout, args.path, args.port), check=False, timeout=args.timeout + 10)
     line = one_line(proc.stdout) or "none"
     return line, proc.returncode
 
@@ -1176,6 +1501,14 @@ def cmd_fault(args, heal: bool) -> str:
             exec_node(node, "systemctl", "start", "keepalived")
         else:
             exec_node(node, "systemctl", "kill", "--signal=SIGKILL", "keepalived")
+    elif kind == "haproxy":  # balanced mode: haproxy gone for good (stopped; heal: started)
+        exec_node(node, "systemctl", "start" if heal else "stop", "haproxy")
+    elif kind == "haproxy-kill":  # balanced mode: SIGKILL to every haproxy process (the unit restarts it)
+        if heal:
+            exec_node(node, "systemctl", "reset-failed", "haproxy", check=False)
+            exec_node(node, "systemctl", "start", "haproxy")
+        else:
+            exec_node(node, "systemctl", "kill", "--signal=SIGKILL", "haproxy")
     elif kind == "link":
         run(["ip", "-n", state["lab_namespace"], "link", "set", node["lab_veth"], "up" if heal else "down"])
     elif kind == "restart":
@@ -1194,6 +1527,73 @@ def cmd_fault(args, heal: bool) -> str:
     else:  # argparse already refuses it
         raise LabError(f"unknown fault kind {kind!r}")
     return f"{'healed' if heal else 'fault'} {kind} on {node['name']}"
+
+
+def cmd_edges(args) -> str:
+    """lab edges up|status|down: edge fleets in the edge namespace (tests/lab/edges.py)."""
+    require_root_and_tools("ip")
+    state = load_state()
+    directory = edges.fleet_dir(LAB_DIR, args.name)
+    pidfile = os.path.join(RUN_DIR, f"edges-{args.name}.pid")
+    edge = state["edge"]
+    if args.action == "status":
+        names = [args.name] if args.name_given else sorted(os.listdir(os.path.join(LAB_DIR, edges.FLEET_DIR_NAME))) \
+            if os.path.isdir(os.path.join(LAB_DIR, edges.FLEET_DIR_NAME)) else []
+        return "\n".join(edges.summary(n, edges.read_status(edges.fleet_dir(LAB_DIR, n))) for n in names) or "no fleet"
+    if args.action == "down":
+        stopped = False
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int(open(pidfile, encoding="utf-8").read().split()[0])
+            stopped = edges.stop(pid, directory)
+        with contextlib.suppress(OSError):
+            os.unlink(pidfile)
+        meta = read_json(os.path.join(directory, "fleet.json")) or {}
+        if meta.get("addresses"):
+            run(["ip", "-n", edge["namespace"], "-batch", "-"], check=False,
+                input=edges.address_batch(meta["addresses"], edge["interface"], add=False))
+        status = edges.read_status(directory)
+        return ("stopped " if stopped else "no running fleet ") + edges.summary(args.name, status) + \
+            f"; timeline {os.path.join(directory, 'timeline.json')}"
+    # up
+    require_venv()
+    if kubeapi_pid() is None:
+        raise LabError("the Kubernetes API stand-in is not running (lab up first)")
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        old = int(open(pidfile, encoding="utf-8").read().split()[0])
+        if os.path.exists(f"/proc/{old}"):
+            raise LabError(f"fleet {args.name} already runs (pid {old}): lab edges down --name {args.name}")
+    try:
+        sources = edges.addresses(args.offset, args.count)
+    except ValueError as exc:
+        raise LabError(str(exc)) from exc
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, mode=0o700)
+    try:
+        ca = edges.fetch_ca(VENV_PYTHON, KUBECONFIG, directory)
+    except RuntimeError as exc:
+        raise LabError(str(exc)) from exc
+    run(["ip", "-n", edge["namespace"], "-batch", "-"], input=edges.address_batch(sources, edge["interface"], add=True))
+    server = args.server or state["vip_ipv4"].split("/")[0]
+    command = ["ip", "netns", "exec", edge["namespace"], *edges.fleet_command(
+        VENV_PYTHON, os.path.join(HERE, "edge"), server, args.count, args.profile, sources, ca, directory, args.name,
+        args.fleet_args)]
+    with open(os.path.join(directory, "fleet.json"), "w", encoding="utf-8") as handle:
+        json.dump({"name": args.name, "count": args.count, "profile": args.profile, "server": server,
+                   "addresses": sources, "command": command}, handle)
+    os.makedirs(RUN_DIR, exist_ok=True)
+    log(f"$ {' '.join(command)}")
+    with open(os.path.join(directory, "log"), "ab") as out:
+        proc = subprocess.Popen(command, cwd=HERE, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # outlives this command; `lab edges down`/`lab down` stop it
+    with open(pidfile, "w", encoding="utf-8") as handle:
+        handle.write(f"{proc.pid} {pid_start_time(proc.pid)}\n")
+    if args.no_wait:
+        return f"fleet {args.name} started (pid {proc.pid}): {args.count} edges {args.profile} -> {server}"
+    try:
+        status = edges.wait_ready(directory, proc, args.timeout)
+    except RuntimeError as exc:
+        raise LabError(str(exc)) from exc
+    return edges.summary(args.name, status) + f" (ready after {status.get('ready_at')} s)"
 
 
 def cmd_inventory(args) -> str:
@@ -1241,14 +1641,28 @@ def nodes_arg(text: str) -> int:
     return value
 
 
+def debian_arg(text: str) -> str:
+    try:
+        parse_releases(text)
+    except LabError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--debian: "))
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="lab", description="The cloudcore.ha lab (run as root). Set CCHA_LAB_VERBOSE=1 for progress on stderr.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     p = sub.add_parser("up", help="build (cached) and start the lab",
                        description="Build (cached under %s) and start the lab; idempotent." % CACHE)
-    p.add_argument("--nodes", type=nodes_arg, default=3, help="number of CloudCore nodes, 2..8 (default 3)")
-    p.add_argument("--debian", type=int, choices=sorted(DEBIAN), default=12, help="node Debian release (default 12)")
+    p.add_argument("--nodes", type=nodes_arg, default=None,
+                   help="number of CloudCore nodes, 2..8 (default 3, or as many as --debian lists)")
+    p.add_argument("--debian", type=debian_arg, default="12", metavar="REL[,REL...]",
+                   help="Debian release of every node (%s; default 12), or one per node in node order, "
+                        "e.g. 12,13,13 (a mixed lab)" % ", ".join(f"{k} = {v}" for k, v in sorted(DEBIAN.items())))
+    p.add_argument("--debian-of", action="append", metavar="NODE=REL", default=[],
+                   help="this node's release instead (repeatable; NODE is ccha-nodeK or K), e.g. "
+                        "--debian-of ccha-node3=13: a running node of another release is replaced by a fresh one")
     p.add_argument("--no-containers", action="store_true",
                    help="build everything but start no container; podman run arguments go to .lab/lab.json 'containers'")
     p.set_defaults(func=cmd_up)
@@ -1264,16 +1678,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
     p.add_argument("--ipv6", action="store_true", help="probe the IPv6 VIP")
     p.add_argument("--address", help="probe this lab address instead of the VIP")
+    p.add_argument("--port", type=int, default=10002, help="TCP port (default 10002)")
     p.add_argument("--path", default="/ca.crt", help="URL path (default /ca.crt)")
     p.set_defaults(func=cmd_probe)
     for name, heal in (("fault", False), ("heal", True)):
         p = sub.add_parser(name, help=f"{'undo' if heal else 'inject'} a fault on a node",
                            description=f"{'Undo' if heal else 'Inject'} a fault. KIND: cloudcore (stand-in unit), "
-                                       "keepalived-kill (SIGKILL; heal: reset-failed + start), link (cable), "
+                                       "keepalived-kill (SIGKILL; heal: reset-failed + start), haproxy (stopped; heal: started), "
+                                       "haproxy-kill (SIGKILL; the unit restarts it), link (cable), "
                                        "restart (container; heal waits for systemd), partition (nft in the node netns).")
         p.add_argument("node", metavar="NODE")
         p.add_argument("kind", metavar="KIND", choices=FAULT_KINDS)
         p.set_defaults(func=lambda a, heal=heal: cmd_fault(a, heal))
+    p = sub.add_parser("edges", help="edge fleets in the edge namespace: up, status, down",
+                       description="Edge fleets (tests/lab/edge) in the edge namespace, on addresses of %s. "
+                                   "up --count N --profile P starts one and waits until every edge is connected; "
+                                   "extra arguments after -- go to `python -m edge fleet`." % edges.EDGE_SUBNET)
+    p.add_argument("action", choices=["up", "status", "down"])
+    p.add_argument("--name", default="fleet", help="the fleet's name (several can run; default fleet)")
+    p.add_argument("--count", type=int, default=50)
+    p.add_argument("--profile", default="edgecore-1.23", choices=["edgecore-1.23", "edgecore-next"])
+    p.add_argument("--offset", type=int, default=0, help="first address: the offset-th host of the edge subnet")
+    p.add_argument("--server", help="CloudHub address (default: the IPv4 VIP)")
+    p.add_argument("--timeout", type=float, default=180, help="seconds to wait for every edge (default 180)")
+    p.add_argument("--no-wait", action="store_true", help="return once the fleet started")
+    p.add_argument("fleet_args", nargs="*", help="after --: options of `python -m edge fleet` (e.g. --heartbeat 5)")
+    p.set_defaults(func=cmd_edges)
     p = sub.add_parser("inventory", help="print the path of the generated inventory",
                        description="Print the path of the generated Ansible inventory directory.")
     p.set_defaults(func=cmd_inventory)
@@ -1284,7 +1714,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.name_given = "--name" in argv
     try:
         result = args.func(args)
     except LabError as exc:

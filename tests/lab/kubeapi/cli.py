@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from . import schema
+from . import controllers, schema
 from .listeners import ListenSpec, open_listener, parse_listen, parse_listen_netns
 from .pki import ADMIN_USER, PKI
 from .server import App, make_context
@@ -114,6 +114,7 @@ def serve(args: argparse.Namespace) -> int:
     for name, ip in nodes:
         store.seed_node(name, ip)
 
+    loops = controllers.start(store)  # Deployments get ReplicaSets and Pods; the scheduler binds them
     log = open(args.access_log, "a", encoding="utf-8") if args.access_log else None  # noqa: SIM115
     app = App(store, pki.token(), kube_version, log)
     ctx = make_context(pki.server_crt, pki.server_key, pki.ca_crt)
@@ -150,6 +151,7 @@ def serve(args: argparse.Namespace) -> int:
             except FileNotFoundError:
                 pass
         app.shutdown()
+        loops.stop()
         with store.lock:
             store.save()
     return 0

@@ -54,7 +54,8 @@ def _walk(value: Any, node: dict[str, Any], path: str, causes: list[dict[str, st
         if "maxLength" in node and len(value) > node["maxLength"]:
             causes.append(E.cause("FieldValueTooLong", path, f"Too long: may not be more than {node['maxLength']} bytes"))
         if "minLength" in node and len(value) < node["minLength"]:
-            causes.append(E.cause("FieldValueInvalid", path, f"Invalid value: {json.dumps(value)}: {path} in body should be at least {node['minLength']} chars long"))
+            causes.append(E.cause("FieldValueInvalid", path, f"Invalid value: {json.dumps(value)}: {path} in body should be at least "
+                                                             f"{node['minLength']} chars long"))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in node and value < node["minimum"]:
             causes.append(E.cause("FieldValueInvalid", path, f"Invalid value: {value}: {path} in body should be greater than or equal to {node['minimum']}"))

@@ -178,7 +178,7 @@ def _smp_map(target: dict[str, Any], patch: dict[str, Any], node: Any) -> dict[s
             result[key] = copy.deepcopy(value)
     for field, order in orders.items():
         prop = sch.child(node, field)
-        merge_key, _ = sch.patch_meta(prop)
+        merge_key, _strategies = sch.patch_meta(prop)
         if isinstance(result.get(field), list) and merge_key:
             _apply_order(result, field, order, merge_key)
     if isinstance(retain, list):

@@ -76,6 +76,8 @@ BUILTIN: list[ResourceType] = [
     _rt("", "v1", "events", "Event", True, short_names=["ev"]),
     _rt("apps", "v1", "deployments", "Deployment", True, short_names=["deploy"],
         subresources=("status", "scale"), generation=True, status_subresource=True, categories=["all"]),
+    _rt("apps", "v1", "replicasets", "ReplicaSet", True, short_names=["rs"],
+        subresources=("status", "scale"), generation=True, status_subresource=True, categories=["all"]),
     _rt("apps", "v1", "daemonsets", "DaemonSet", True, short_names=["ds"], subresources=("status",),
         generation=True, status_subresource=True, categories=["all"]),
     _rt("apps", "v1", "statefulsets", "StatefulSet", True, short_names=["sts"],

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, unquote
 
 from . import errors as E
+from . import openapi
 from .registry import ResourceType
 from .store import Store
 
@@ -51,7 +52,7 @@ class App:
 
     # ------------------------------------------------------------------ discovery
     def version(self) -> dict[str, Any]:
-        major, minor, _ = self.kube_version.split(".")
+        major, minor, _patch = self.kube_version.split(".")
         return {"major": major, "minor": minor, "emulationMajor": major, "emulationMinor": minor,
                 "minCompatibilityMajor": major, "minCompatibilityMinor": str(max(int(minor) - 1, 0)),
                 "gitVersion": f"v{self.kube_version}", "gitCommit": "0000000000000000000000000000000000000000",
@@ -173,7 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, code: int, body: Any, headers: dict[str, str] | None = None, head: bool = False) -> None:
-        if isinstance(body, (dict, list)):
+        headers = dict(headers or {})
+        if isinstance(body, bytes):  # already encoded (openapi.py): the Content-Type comes with it
+            data, ctype = body, headers.pop("Content-Type", "application/octet-stream")
+        elif isinstance(body, (dict, list)):
             data = json.dumps(body).encode()
             ctype = "application/json"
         else:
@@ -182,9 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Cache-Control", headers.pop("Cache-Control", "no-cache, private"))
         self.send_header("Audit-Id", str(uuid.uuid4()))
-        for k, v in (headers or {}).items():
+        for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
         if not head:
@@ -241,8 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, app.root_paths(), {}
         if parts[0] == "version" and len(parts) == 1:
             return 200, app.version(), {}
-        if parts[0] == "openapi":
-            raise E.path_not_found()  # the stand-in publishes no OpenAPI document
+        if parts[0] == "openapi":  # /openapi/v2, /openapi/v3[/<group-version>]: openapi.py
+            return openapi.respond(app.store, parts[1:], q, self.headers.get("Accept", ""))
         if parts[0] == "api":
             if len(parts) == 1:
                 host = self.headers.get("Host") or "%s:%s" % self.server.server_address

@@ -28,6 +28,7 @@ from .labelsel import match_label_selector_object, parse_field_selector, parse_l
 from .validation import (annotation_errors, drop_fields, label_errors, name_errors, schema_check,
                          secret_data_errors, NAME_LABEL)
 from . import crvalidation
+from .nodes import node_object
 
 Key = tuple[str, str, str, str]  # group, plural, namespace ("" if cluster-scoped), name
 
@@ -72,6 +73,9 @@ class Store:
         self.kube_version = kube_version
         self._crd_types: dict[tuple[str, str, str], ResourceType] = {}
         self._next_cluster_ip = 10
+        # controllers.py hooks: called after every change; kinds whose status a controller owns
+        self.on_change: list = []
+        self.controlled_kinds: set[tuple[str, str]] = set()
         if state_file and os.path.exists(state_file):
             self._load()
         self._seed_namespaces()
@@ -86,11 +90,13 @@ class Store:
         for entry in data.get("objects", []):
             key = tuple(entry["key"])
             self.objects[key] = entry["object"]  # type: ignore[index]
-        for (group, plural, _, _), obj in list(self.objects.items()):
+        for (group, plural, _ns, _name), obj in list(self.objects.items()):
             if (group, plural) == ("apiextensions.k8s.io", "customresourcedefinitions"):
                 self._register_crd(obj)
 
     def save(self) -> None:
+        for notify in self.on_change:
+            notify()
         if not self.state_file:
             return
         data = {
@@ -189,7 +195,7 @@ class Store:
         fpred = parse_field_selector(field_selector)
         with self.lock:
             items = []
-            for (group, plural, ons, _), obj in sorted(self.objects.items()):
+            for (group, plural, ons, _name), obj in sorted(self.objects.items()):
                 if group != rt.group or plural != rt.plural:
                     continue
                 if rt.namespaced and ns and ons != ns:
@@ -316,6 +322,12 @@ class Store:
                     if "port" in port:
                         port.setdefault("targetPort", port["port"])
             obj.setdefault("status", {"loadBalancer": {}})
+        elif gk == ("apps", "ReplicaSet"):
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("replicas", 1)
+            tmpl = spec.get("template")
+            if isinstance(tmpl, dict) and isinstance(tmpl.get("spec"), dict):
+                _default_pod_spec(tmpl["spec"])
         elif gk in (("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet")):
             spec = obj.setdefault("spec", {})
             if rt.kind != "DaemonSet":
@@ -340,7 +352,7 @@ class Store:
         causes: list[dict[str, str]] = []
         gk = (rt.group, rt.kind)
         spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-        if gk in (("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet")):
+        if gk in (("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("apps", "ReplicaSet")):
             selector = spec.get("selector")
             labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
             if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
@@ -422,7 +434,9 @@ class Store:
 
     def _after_write(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         """What controllers would do at once: status of workloads, CRD conditions."""
-        if (rt.group, rt.kind) == ("apps", "Deployment") or (rt.group, rt.kind) == ("apps", "StatefulSet"):
+        if (rt.group, rt.kind) in self.controlled_kinds:
+            pass  # controllers.py computes it from the pods
+        elif (rt.group, rt.kind) == ("apps", "Deployment") or (rt.group, rt.kind) == ("apps", "StatefulSet"):
             n = (obj.get("spec") or {}).get("replicas", 1)
             gen = obj["metadata"].get("generation", 1)
             status: dict[str, Any] = {"observedGeneration": gen}
@@ -459,7 +473,7 @@ class Store:
                 if v not in stored:
                     stored.append(v)
             obj["status"] = {
-                "acceptedNames": {k: v for k, v in (spec.get("names") or {}).items()},
+                "acceptedNames": dict(spec.get("names") or {}),
                 "conditions": [
                     {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
                      "message": "no conflicts found", "lastTransitionTime": ts},
@@ -718,28 +732,7 @@ class Store:
             rt = self.find_type("", "v1", "nodes")
             if ("", "nodes", "", name) in self.objects:
                 return
-            ts = now()
-            node = {
-                "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": {
-                    "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                    "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64", **(labels or {})}},
-                "spec": {"taints": taints} if taints else {},
-                "status": {
-                    "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
-                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                    "message": "kubelet is posting ready status", "lastHeartbeatTime": ts,
-                                    "lastTransitionTime": ts}],
-                    "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
-                    "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
-                    "nodeInfo": {"kubeletVersion": f"v{self.kube_version}", "kubeProxyVersion": "",
-                                 "operatingSystem": "linux", "architecture": "amd64",
-                                 "containerRuntimeVersion": "containerd://2.0.0", "osImage": "Debian GNU/Linux 12 (bookworm)",
-                                 "kernelVersion": os.uname().release, "machineID": "", "systemUUID": "",
-                                 "bootID": "", "kubeletVersion_": None},
-                },
-            }
-            del node["status"]["nodeInfo"]["kubeletVersion_"]
+            node = node_object(name, ip, f"v{self.kube_version}", os.uname().release, now(), labels, taints)
             self._create(rt, None, node, False, "Strict")  # type: ignore[arg-type]
 
 
@@ -767,6 +760,8 @@ def _default_pod_spec(spec: dict[str, Any]) -> None:
         for p in c.get("ports") or []:
             if isinstance(p, dict):
                 p.setdefault("protocol", "TCP")
+                if spec.get("hostNetwork") and not p.get("hostPort") and p.get("containerPort"):
+                    p["hostPort"] = p["containerPort"]  # SetDefaults_PodSpec: defaultHostNetworkPorts
 
 
 def _pod_spec_causes(pod: dict[str, Any], at: str) -> list[dict[str, str]]:

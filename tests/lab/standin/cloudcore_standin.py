@@ -1,402 +1,446 @@
-"""CloudCore stand-in for the cloudcore.ha lab.
+"""CloudCore stand-in of the cloudcore.ha lab: this node's kubelet for the CloudCore pod, and that CloudCore.
 
-Serves what a CloudCore answers on its HTTPS port (10002) and nothing more:
+One process lifetime is one CloudCore container: it reads everything at start and nothing again.
+At start it decides what it is:
 
-    GET /ca.crt  -> 200, the CA certificate (PEM from the files; DER, as CloudCore's getCA
-                    writes it, when the certificate comes from the Kubernetes API)
-    GET /readyz  -> 200 (as CloudCore v1.3-v1.6 did)
-    anything else -> 404
+- **kubelet + CloudCore v1.23.1** (``managed``) when Deployment ``kubeedge/cloudcore`` exists: it
+  waits for a pod of that Deployment bound to this node (the API stand-in's controllers create and
+  schedule them), "mounts" the pod's ConfigMap, reports the container started, runs CloudCore's
+  start sequence (cloudcore.py: random delay, tunnel port, ConfigMap rewrite, PrepareAllCerts,
+  token, HTTPS on 10002 with the in-memory CA and certificate, the optional CloudHub transport),
+  reports the pod Ready once the pod's readiness probe answers (kubelet.py), and ends when the pod
+  is deleted or replaced (the unit starts a fresh process = a fresh pod) or when CloudCore exits
+  (exit code as upstream; 2 s later the unit restarts it: the kubelet's crash loop, without its
+  growing back-off; a replaced pod's successor starts at once). SIGTERM, SIGINT and SIGHUP end it, as they end CloudCore
+  (beehive GracefulShutdown).
+- **standalone** when no such Deployment exists (keepalived-only scenarios, the namespace removed,
+  no kubeconfig, the API unreachable at start): a CloudCore the collection does not manage. It
+  serves the lab's file certificate (``ca.crt``, ``server.crt``, ``server.key`` next to
+  standin.json; SANs = VIPs, node addresses, loopback) on [::]:``port``: GET/HEAD ``/ca.crt`` ->
+  the CA PEM, ``/readyz`` -> 200 (the old stand-in's health endpoint, kept for these scenarios),
+  anything else 404. It checks for the Deployment every ``poll_seconds`` and ends when it appears.
 
-Every response carries ``X-Lab-Node: <node name>`` so the lab can tell which node answered
-through the VIP.  Listens on ``::`` dual-stack (IPv4 and IPv6 on every address).
+Every HTTPS answer carries ``X-Lab-Node: <node>``. One log line (stdout: the journal) per event.
 
-Where the certificate comes from is behind one small interface, ``CertSource``:
+Config: JSON (default /etc/cloudcore-standin/standin.json), every key optional:
 
-- ``files`` (``FileCertSource``): ca.crt, server.crt, server.key written by the lab (SANs = both
-  VIPs, the node's addresses, loopback).
-- ``kubernetes`` (``KubeCertSource``): does toward the Kubernetes API what CloudCore does at
-  start (pre_server.go PrepareAllCerts): reads ConfigMap ``kubeedge/cloudcore``
-  (``cloudcore.yaml``: ``modules.cloudHub.advertiseAddress`` and ``dnsNames``), creates Secret
-  ``kubeedge/casecret`` (the CA) and ``kubeedge/cloudcoresecret`` (the serving certificate,
-  SANs = advertiseAddress + dnsNames) when they are missing -- a 409 from a racing node means
-  "use the other node's" -- and serves that certificate. Every ``poll_seconds`` it reads the
-  Secrets again and switches to a changed certificate; a deleted cloudcoresecret is signed anew
-  from the CURRENT ConfigMap, like a restarted CloudCore. While there is no ConfigMap (the
-  roles have not run, or the namespace was removed) it serves the lab's file certificate.
-  Standard library + python3-cryptography (+ python3-yaml for cloudcore.yaml) only.
+    node                     this node's name (default: the hostname)
+    kubeconfig               default: "kubeconfig" next to standin.json
+    cert_source              "kubernetes" (default: decide as above) or "files" (always standalone)
+    cert_dir                 the lab's file certificate (default: next to standin.json)
+    port                     standalone HTTPS port (10002)
+    poll_seconds             API poll of the kubelet and of standalone mode (1)
+    start_delay_max_seconds  CloudCore's random delay before the tunnel port is 0..N s (9 = rand.Int31n(10))
+    start_delay_align        test switch: wait for the next whole second first (replicas started together)
+    host_ip                  the node address CloudCore finds (ChooseHostInterface; default: the Node's InternalIP)
+    listen_address           replaces modules.cloudHub.https.address (loopback tests: several replicas on one host)
+    https_port, websocket_port, tunnel_port   replace the ConfigMap's ports
+    metrics_address          "HOST:PORT", replaces commonConfig.monitorServer.bindAddress for the CloudHub module
+    cloudhub                 start tests/lab/standin/cloudhub.py if importable (true)
+    cloudhub_module          the module to import for it ("cloudhub"; tests use a fake)
+    api_timeout              seconds per API request (3)
 
-Add a class, register it in ``CERT_SOURCES``, select it with ``cert_source`` in the config file.
+Modes of the command line:
 
-Config: a JSON file (default /etc/cloudcore-standin/standin.json), every key optional:
-    {"node": "ccha-node1", "port": 10002, "cert_source": "kubernetes",
-     "cert_dir": "/etc/cloudcore-standin", "kubeconfig": "/etc/cloudcore-standin/kubeconfig",
-     "poll_seconds": 2}
-SIGHUP reloads the certificate from its source. One log line (stdout: the journal) per event.
+    cloudcore_standin.py [--config standin.json] [--log-prefix P]
+        one node (what the unit runs)
+    cloudcore_standin.py supervise --config a.json --config b.json ... [--restart-seconds 2] [--duration S]
+        several nodes on one host, each a child process restarted like the unit does (loopback
+        tests, molecule/kubernetes); SIGTERM ends them all
+
+Standard library + python3-cryptography + python3-yaml (Debian 12 and 13 system Python).
 """
 from __future__ import annotations
 
 import argparse
-import base64
-import http.server
 import json
 import os
 import signal
 import socket
-import ssl
+import subprocess
 import sys
-import tempfile
 import threading
-from dataclasses import dataclass
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
 DEFAULT_CONFIG = "/etc/cloudcore-standin/standin.json"
+LOG_PREFIX = ""
 
 
 def log(msg: str) -> None:
     """One line per event; stdout goes to the journal."""
-    print(msg, flush=True)
+    print(f"{LOG_PREFIX}{msg}", flush=True)
 
 
-@dataclass(frozen=True)
-class CertMaterial:
-    """What the server needs: PEM texts of the server chain, its key and the CA.
-
-    ``ca_body`` is what /ca.crt answers (default: ``ca_pem``); ``origin`` says where it came from.
-    """
-
-    cert_pem: bytes
-    key_pem: bytes
-    ca_pem: bytes
-    ca_body: bytes | None = None
-    origin: str = ""
-
-    def same(self, other: "CertMaterial | None") -> bool:
-        return other is not None and (self.cert_pem, self.key_pem, self.ca_pem, self.ca_body) == \
-            (other.cert_pem, other.key_pem, other.ca_pem, other.ca_body)
+def load_config(path: str) -> dict:
+    config: dict = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    config["_path"] = os.path.abspath(path)
+    return config
 
 
-class CertSource:
-    """Where the stand-in's certificate comes from.
-
-    ``poll_seconds``: how often ``load`` is called again (None: only at start and on SIGHUP).
-    """
-
-    poll_seconds: float | None = None
-
-    def load(self) -> CertMaterial:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return type(self).__name__
+def config_dir(config: dict) -> str:
+    return os.path.dirname(config["_path"])
 
 
-class FileCertSource(CertSource):
-    """Certificate files written by the lab: ca.crt, server.crt, server.key."""
+class Signals:
+    """SIGTERM/SIGINT/SIGHUP set ``stop`` (CloudCore shuts down on all three)."""
 
-    def __init__(self, config: dict):
-        self.directory = config.get("cert_dir", os.path.dirname(config["_path"]))
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.name = ""
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._handle)
 
-    def load(self) -> CertMaterial:
-        def read(name: str) -> bytes:
-            with open(os.path.join(self.directory, name), "rb") as handle:
-                return handle.read()
-
-        return CertMaterial(read("server.crt"), read("server.key"), read("ca.crt"),
-                            origin=f"the lab's files in {self.directory}")
-
-    def describe(self) -> str:
-        return f"files ({self.directory})"
+    def _handle(self, signum, _frame) -> None:
+        self.name = signal.Signals(signum).name
+        self.stop.set()
 
 
-class KubeCertSource(CertSource):
-    """CloudCore's certificate handling against the Kubernetes API (see the module docstring)."""
+# ----------------------------------------------------------------------------------- standalone
+class StandaloneHandler:
+    """Built lazily (cloudcore.py imports python3-cryptography only where needed)."""
 
-    def __init__(self, config: dict):
-        import kubeedge_pki  # python3-cryptography: only this source needs it
+    @staticmethod
+    def make():
+        from cloudcore import LabHandler
 
-        self.pki = kubeedge_pki
-        self.files = FileCertSource(config)
-        self.kubeconfig = config.get("kubeconfig") or os.path.join(
-            config.get("cert_dir", os.path.dirname(config["_path"])), "kubeconfig")
-        self.namespace = config.get("namespace", kubeedge_pki.NAMESPACE)
-        self.poll_seconds = float(config.get("poll_seconds", 2))
-        self.timeout = float(config.get("api_timeout", 3))
-        self.client = None
-        self.current: CertMaterial | None = None  # last certificate taken from the API
-        self.status = None  # the last logged condition: log a line only when it changes
+        class Handler(LabHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                path = self.path.split("?", 1)[0]
+                if path == "/ca.crt":
+                    self.answer(200, self.server.app.ca_pem, "application/x-pem-file")
+                elif path == "/readyz":
+                    self.answer(200, b"ok")
+                else:
+                    self.answer(404, b"404 page not found\n")
 
-    def describe(self) -> str:
-        return f"kubernetes (kubeconfig {self.kubeconfig}, namespace {self.namespace})"
+            do_HEAD = do_GET
 
-    def _note(self, status: str, message: str | None = None) -> None:
-        if status != self.status:
-            self.status = status
-            log(message or status)
+        return Handler
 
-    def _path(self, resource: str, name: str | None = None) -> str:
-        from kubeclient import namespaced
 
-        return namespaced(self.namespace, resource, name)
+class Standalone:
+    """The lab's file certificate, for a CloudCore the collection does not manage."""
 
-    def _api(self):
-        if self.client is None:
-            from kubeclient import KubeClient
+    def __init__(self, config: dict, node: str):
+        self.node = node
+        directory = config.get("cert_dir") or config_dir(config)
+        with open(os.path.join(directory, "ca.crt"), "rb") as handle:
+            self.ca_pem = handle.read()
+        with open(os.path.join(directory, "server.crt"), "rb") as handle:
+            cert = handle.read()
+        with open(os.path.join(directory, "server.key"), "rb") as handle:
+            key = handle.read()
+        from cloudcore import Server, server_context
 
-            self.client = KubeClient(self.kubeconfig, timeout=self.timeout)
-        return self.client
+        self.server = Server(config.get("listen_address") or "::", int(config.get("port", 10002)),
+                             StandaloneHandler.make(), server_context(cert, key), self)
+        self.directory = directory
 
-    def load(self) -> CertMaterial:
+    def run(self, stop: threading.Event, kubelet, poll: float) -> int:
+        threading.Thread(target=self.server.serve_forever, name="https", daemon=True).start()
+        log(f"cloudcore-standin {self.node}: standalone, serving the lab's file certificate from {self.directory} "
+            f"on [::]:{self.server.server_address[1]} (a CloudCore the collection does not manage)")
+        unreachable = False
+        try:
+            while not stop.wait(poll):
+                if kubelet is None:
+                    continue
+                try:
+                    found = kubelet.deployment() is not None
+                except Exception as exc:  # noqa: BLE001 - KubeError, or a broken kubeconfig: keep serving
+                    if not unreachable:
+                        log(f"Kubernetes API: {exc}; staying standalone")
+                    unreachable = True
+                    continue
+                if unreachable:
+                    log("Kubernetes API: reachable again")
+                    unreachable = False
+                if found:
+                    log(f"Deployment {kubelet.namespace}/{kubelet.deployment_name} appeared: leaving standalone mode "
+                        "(the next process is this node's kubelet for it)")
+                    return 0
+            return 0
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+# ----------------------------------------------------------------------------------- managed
+def configmap_volume(pod: dict) -> str:
+    """The ConfigMap the pod mounts at /etc/kubeedge/config (the chart's and the collection's layout)."""
+    spec = pod.get("spec") or {}
+    mounts = {m.get("name"): m.get("mountPath") for c in spec.get("containers") or [] for m in c.get("volumeMounts") or []}
+    volumes = [v for v in spec.get("volumes") or [] if v.get("configMap")]
+    for volume in volumes:
+        if (mounts.get(volume.get("name")) or "").rstrip("/") == "/etc/kubeedge/config":
+            return volume["configMap"].get("name", "cloudcore")
+    return volumes[0]["configMap"].get("name", "cloudcore") if volumes else ""
+
+
+class Pod:
+    """One pod lifetime on this node: mount, start, probe, watch; returns the process exit code."""
+
+    def __init__(self, config: dict, api, kubelet, node: str, signals: Signals):
+        self.config, self.api, self.kubelet, self.node, self.signals = config, api, kubelet, node, signals
+        self.poll = float(config.get("poll_seconds", 1))
+        self.gone = threading.Event()
+
+    def wait_for_pod(self) -> dict | None:
+        """The pod bound to this node; None when the Deployment goes away or a signal comes."""
         from kubeclient import KubeError
 
-        try:
-            material = self._from_api()
-        except FileNotFoundError as exc:
-            self._note("no-kubeconfig", f"no kubeconfig ({exc.filename}): serving the lab's file certificate")
-            return self.files.load()
-        except KubeError as exc:
-            if exc.status == 404:  # the namespace went away between two calls
-                material = None
-            else:
-                keep = "the certificate from the API" if self.current else "the lab's file certificate"
-                self._note(f"api-error {exc.status} {exc.reason}", f"Kubernetes API: {exc}; keeping {keep}")
-                return self.current or self.files.load()
-        except (ValueError, KeyError, TypeError, ImportError, OSError) as exc:  # kubeconfig, ConfigMap, Secret
-            keep = "the certificate from the API" if self.current else "the lab's file certificate"
-            self._note(f"bad {type(exc).__name__} {exc}", f"{type(exc).__name__}: {exc}; keeping {keep}")
-            return self.current or self.files.load()
-        if material is None:
-            self.current = None
-            return self.files.load()
-        self.current = material
-        return material
-
-    def _config(self) -> tuple[list[str], list[str]] | None:
-        """advertiseAddress IPs and dnsNames of the current ConfigMap, or None without one."""
-        pki = self.pki
-        cm = self._api().get(self._path("configmaps", pki.CONFIGMAP))
-        if cm is None:
-            self._note("no-configmap", f"no ConfigMap {self.namespace}/{pki.CONFIGMAP} (yet): "
-                                       "serving the lab's file certificate")
-            return None
-        text = (cm.get("data") or {}).get(pki.CONFIG_KEY, "")
-        try:
-            import yaml  # python3-yaml (in the lab image)
-
-            conf = yaml.safe_load(text) or {}
-        except ImportError:
-            conf = json.loads(text or "{}")  # no yaml module: JSON still parses
-        ips, dns, rejected = pki.cloudhub_addresses(conf if isinstance(conf, dict) else {})
-        if rejected:
-            log(f"advertiseAddress entries that are not IP addresses, ignored: {rejected}")
-        if not ips:
-            self._note("no-advertise", f"ConfigMap {self.namespace}/{pki.CONFIGMAP}: advertiseAddress is empty "
-                                       "(CloudCore would exit): serving the lab's file certificate")
-            return None
-        return ips, dns
-
-    def _ca(self) -> tuple[bytes, bytes] | None:
-        """(cadata, cakeydata) from casecret, created when missing; None when the namespace is gone."""
-        pki, api = self.pki, self._api()
-        secret = api.get(self._path("secrets", pki.CA_SECRET))
-        if secret is None:
-            ca_der, ca_key = pki.new_ca()
-            body = self._secret(pki.CA_SECRET, {pki.CA_CERT_KEY: ca_der, pki.CA_KEY_KEY: ca_key})
-            if api.create(self._path("secrets"), body) is not None:
-                log(f"created Secret {self.namespace}/{pki.CA_SECRET} (CA {pki.describe(ca_der)})")
-                return ca_der, ca_key
-            log(f"Secret {self.namespace}/{pki.CA_SECRET}: created by another CloudCore meanwhile (409): using it")
-            secret = api.get(self._path("secrets", pki.CA_SECRET))
-            if secret is None:
-                return None
-        data = secret.get("data") or {}
-        return base64.b64decode(data[pki.CA_CERT_KEY]), base64.b64decode(data[pki.CA_KEY_KEY])
-
-    def _secret(self, name: str, data: dict[str, bytes]) -> dict:
-        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": name, "namespace": self.namespace},
-                "data": {k: base64.b64encode(v).decode("ascii") for k, v in data.items()}}
-
-    def _from_api(self) -> CertMaterial | None:
-        pki, api = self.pki, self._api()
-        secret = api.get(self._path("secrets", pki.CERT_SECRET))
-        if secret is None:
-            wanted = self._config()
-            if wanted is None:
-                return None
-            ips, dns = wanted
-            ca = self._ca()
-            if ca is None:
-                return None
-            cert_der, key_der = pki.sign_server(ca[0], ca[1], ips, dns)
-            created = api.create(self._path("secrets"),
-                                 self._secret(pki.CERT_SECRET, {pki.CERT_KEY: cert_der, pki.KEY_KEY: key_der}))
-            if created is not None:
-                secret = created
-                log(f"created Secret {self.namespace}/{pki.CERT_SECRET} for advertiseAddress {ips} dnsNames {dns} "
-                    f"({pki.describe(cert_der)})")
-            else:
-                log(f"Secret {self.namespace}/{pki.CERT_SECRET}: created by another CloudCore meanwhile (409): "
-                    "using it")
-                secret = api.get(self._path("secrets", pki.CERT_SECRET))
-                if secret is None:
-                    return None
-        data = secret.get("data") or {}
-        cert_der = base64.b64decode(data[pki.CERT_KEY])
-        key_der = base64.b64decode(data[pki.KEY_KEY])
-        ca_secret = api.get(self._path("secrets", pki.CA_SECRET))
-        if ca_secret is not None:
-            ca_der = base64.b64decode((ca_secret.get("data") or {})[pki.CA_CERT_KEY])
-        elif self.current is not None and self.current.ca_body:
-            ca_der = self.current.ca_body  # CloudCore keeps the CA it loaded at start
-        else:
-            ca_der = b""
-        meta = secret.get("metadata") or {}
-        if self.status is not None and self.status.startswith("api-error"):
-            log("Kubernetes API: reachable again")
-        self.status = "secret"  # State logs the switch to a new certificate
-        return CertMaterial(pki.cert_pem(cert_der), pki.key_pem(key_der),
-                            pki.cert_pem(ca_der) if ca_der else b"", ca_body=ca_der,
-                            origin=f"Secret {self.namespace}/{pki.CERT_SECRET} (uid {meta.get('uid', '?')}, "
-                                   f"resourceVersion {meta.get('resourceVersion', '?')}, {pki.describe(cert_der)})")
-
-
-CERT_SOURCES = {"files": FileCertSource, "kubernetes": KubeCertSource}
-
-
-def ssl_context(material: CertMaterial) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # load_cert_chain wants paths; keep the key on disk only for the call.
-    with tempfile.TemporaryDirectory(prefix="standin-") as tmp:
-        cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
-        with open(cert, "wb") as handle:
-            handle.write(material.cert_pem)
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(material.key_pem)
-        context.load_cert_chain(cert, key)
-    return context
-
-
-class State:
-    """The current certificate and TLS context; swapped atomically when the source's answer changes."""
-
-    def __init__(self, source: CertSource):
-        self.source = source
-        self.lock = threading.Lock()
-        self.refresh_lock = threading.Lock()
-        self.material: CertMaterial | None = None
-        self.context = None
-        self.wake = threading.Event()
-        self.reload()
-
-    def reload(self) -> bool:
-        """Ask the source; switch when the certificate changed. True when it did."""
-        with self.refresh_lock:
-            material = self.source.load()
-            if material.same(self.material):
-                return False
-            context = ssl_context(material)
-            with self.lock:
-                self.material, self.context = material, context
-            log(f"serving the certificate of {material.origin or 'the source'}")
-            return True
-
-    def refresher(self) -> None:
-        """Reload every poll_seconds (if the source wants it) and on SIGHUP."""
+        log(f"kubelet {self.node}: Deployment {self.kubelet.namespace}/{self.kubelet.deployment_name} exists; "
+            f"waiting for a pod bound to {self.node}")
+        failing = False
         while True:
-            self.wake.wait(self.source.poll_seconds)
-            self.wake.clear()
             try:
-                self.reload()
-            except Exception as exc:  # noqa: BLE001 - keep serving the last good certificate
-                log(f"reload failed, keeping the current certificate: {type(exc).__name__}: {exc}")
+                deployment = self.kubelet.deployment()
+                if deployment is None:
+                    log(f"Deployment {self.kubelet.namespace}/{self.kubelet.deployment_name} is gone")
+                    return None
+                pod = self.kubelet.bound_pod(deployment)
+                failing = False
+                if pod is not None:
+                    return pod
+            except KubeError as exc:
+                if not failing:
+                    log(f"Kubernetes API: {exc}")
+                failing = True
+            if self.signals.stop.wait(self.poll):
+                return None
 
+    def mount(self, pod: dict) -> tuple[bool, str | None]:
+        """(mounted, cloudcore.yaml text or None when the key is missing); retried like the kubelet does."""
+        from kubeclient import KubeError, namespaced
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    server_version = "cloudcore-standin"
-    protocol_version = "HTTP/1.1"
+        name = configmap_volume(pod)
+        if not name:
+            return True, None
+        told = False
+        while not self.signals.stop.is_set():
+            try:
+                cm = self.api.get(namespaced(self.kubelet.namespace, "configmaps", name))
+                if cm is not None:
+                    return True, (cm.get("data") or {}).get("cloudcore.yaml")
+                if self.kubelet.current(pod) is None:
+                    return False, None
+            except KubeError:
+                cm = None
+            if not told:
+                log(f'MountVolume.SetUp failed for volume "conf" : configmap "{name}" not found (pod '
+                    f'{pod["metadata"]["name"]} stays ContainerCreating)')
+                told = True
+            self.signals.stop.wait(self.poll)
+        return False, None
 
-    def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Lab-Node", self.server.node)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def watch(self, pod: dict) -> None:
+        """Ends the container when the pod is deleted or replaced."""
+        from kubeclient import KubeError
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
-        path = self.path.split("?", 1)[0]
-        if path == "/ca.crt":
-            material = self.server.state.material
-            if material.ca_body is not None:
-                self._send(200, material.ca_body, "application/octet-stream")
-            else:
-                self._send(200, material.ca_pem, "application/x-pem-file")
-        elif path == "/readyz":
-            self._send(200, b"ok")
-        else:
-            self._send(404, b"404 page not found\n")
+        while not self.signals.stop.wait(self.poll):
+            try:
+                if self.kubelet.current(pod) is None:
+                    log(f"pod {pod['metadata']['name']} was deleted or replaced: stopping its container")
+                    self.gone.set()
+                    self.signals.stop.set()
+                    return
+            except KubeError:
+                pass  # a kubelet that cannot reach the API keeps its containers running
 
-    do_HEAD = do_GET
+    def run(self) -> int:
+        from cloudcore import CloudCore, Exit, Stopped
 
-    def log_message(self, fmt: str, *args) -> None:  # quiet: keep the journal small
-        if os.environ.get("STANDIN_DEBUG"):
-            super().log_message(fmt, *args)
-
-
-class Server(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-    daemon_threads = True
-    request_queue_size = 64
-
-    def __init__(self, port: int, node: str, state: State):
-        self.node, self.state = node, state
-        super().__init__(("::", port), Handler, bind_and_activate=False)
-        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        self.server_bind()
-        self.server_activate()
-
-    def get_request(self):
-        sock, addr = super().get_request()
-        sock.settimeout(10)
-        with self.state.lock:
-            context = self.state.context
-        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-    def finish_request(self, request, client_address):
+        pod = self.wait_for_pod()
+        if pod is None:
+            return 0
+        mounted, text = self.mount(pod)
+        if not mounted:
+            return 0
+        pod = self.kubelet.started(pod)
+        restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+        log(f"pod {pod['metadata']['name']} (uid {pod['metadata']['uid']}) on {self.node}: container cloudcore "
+            f"started (restartCount {restarts})")
+        threading.Thread(target=self.watch, args=(pod,), name="kubelet-watch", daemon=True).start()
+        host_ip = self.config.get("host_ip") or self.kubelet.host_ip() or "127.0.0.1"
+        core = CloudCore(self.api, self.node, host_ip, self.config, log, self.signals.stop,
+                         namespace=self.kubelet.namespace)
         try:
-            request.do_handshake()
-        except (ssl.SSLError, OSError):
+            core.start(text)
+        except Exit as exc:
+            log(f"CloudCore exits with code {exc.code}: {exc}")
+            core.stop()
+            if not self.gone.is_set():
+                self.kubelet.exited(pod, exc.code)
+            return exc.code
+        except Stopped:
+            core.stop()
+            return self._ended(pod)
+        self.probe(pod, core)
+        core.stop()
+        return self._ended(pod)
+
+    def _ended(self, pod: dict) -> int:
+        if not self.gone.is_set():
+            log(f"CloudCore stops ({self.signals.name or 'stopped'})")
+            self.kubelet.exited(pod, 0)
+        return 0
+
+    def probe(self, pod: dict, core) -> None:
+        """prober: the pod's readinessProbe (httpGet path/scheme) against this node's CloudCore HTTPS."""
+        from kubelet import http_probe, readiness_probe
+
+        spec = readiness_probe(pod)
+        http = spec.get("httpGet") or {}
+        period = float(spec.get("periodSeconds", 10))
+        timeout = float(spec.get("timeoutSeconds", 1))
+        failures, successes = int(spec.get("failureThreshold", 3)), int(spec.get("successThreshold", 1))
+        ready, ok_run, bad_run = False, 0, 0
+        if self.signals.stop.wait(float(spec.get("initialDelaySeconds", 0))):
             return
-        super().finish_request(request, client_address)
+        while True:
+            if not spec:
+                passed = True  # no readiness probe: ready once running
+            elif core.server is None:
+                passed = False
+            else:
+                host, port = core.https_address
+                passed = http_probe(host, port, http.get("path", "/"), http.get("scheme", "HTTP"), timeout)
+            ok_run, bad_run = (ok_run + 1, 0) if passed else (0, bad_run + 1)
+            if not ready and ok_run >= successes:
+                ready = True
+                pod = self.kubelet.readiness(pod, True)
+                log(f"pod {pod['metadata']['name']}: Ready (readiness probe {http.get('path', '-')} answered)")
+            elif ready and bad_run >= failures:
+                ready = False
+                pod = self.kubelet.readiness(pod, False)
+                log(f"pod {pod['metadata']['name']}: not Ready (readiness probe failed {bad_run} times)")
+            if self.signals.stop.wait(period if spec else 3600):
+                return
+
+
+# ----------------------------------------------------------------------------------- one node
+def run_node(config: dict, signals: Signals) -> int:
+    node = config.get("node") or socket.gethostname()
+    poll = float(config.get("poll_seconds", 1))
+    if config.get("cert_source", "kubernetes") == "files":
+        return Standalone(config, node).run(signals.stop, None, poll)
+    from kubeclient import KubeClient, KubeError
+    from kubelet import Kubelet
+
+    kubeconfig = config.get("kubeconfig") or os.path.join(config_dir(config), "kubeconfig")
+    try:
+        api = KubeClient(kubeconfig, timeout=float(config.get("api_timeout", 3)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log(f"no usable kubeconfig ({exc}): standalone")
+        return Standalone(config, node).run(signals.stop, None, poll)
+    kubelet = Kubelet(api, node, log)
+    try:
+        deployment = kubelet.deployment()
+    except KubeError as exc:
+        log(f"Kubernetes API: {exc}; standalone until the Deployment shows")
+        deployment = None
+    if deployment is None:
+        return Standalone(config, node).run(signals.stop, kubelet, poll)
+    return Pod(config, api, kubelet, node, signals).run()
+
+
+# ----------------------------------------------------------------------------------- supervise
+def supervise(paths: list[str], restart_seconds: float = 2, duration: float | None = None,
+              alive=None, python: str | None = None) -> int:
+    """Run one child per config and restart each after it ends, like Restart=always + RestartSec.
+
+    ``alive()`` (optional) is asked every second; False ends everything (molecule: the API is gone).
+    """
+    python = python or sys.executable
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    children: dict[str, subprocess.Popen | None] = {}
+    due = {path: 0.0 for path in paths}
+    deadline = time.monotonic() + duration if duration else None
+
+    def spawn(path: str) -> None:
+        prefix = (json.loads(open(path, encoding="utf-8").read()).get("node") or os.path.basename(path)) + ": "
+        children[path] = subprocess.Popen([python, os.path.abspath(__file__), "--config", path,
+                                           "--log-prefix", prefix])
+
+    last_check = 0.0
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            for path in paths:
+                child = children.get(path)
+                if child is not None and child.poll() is not None:
+                    print(f"supervise: {path} exited with {child.returncode}; restarting in {restart_seconds} s",
+                          flush=True)
+                    children[path] = None
+                    due[path] = time.monotonic() + restart_seconds
+                if children.get(path) is None and time.monotonic() >= due[path]:
+                    spawn(path)
+            if alive is not None and time.monotonic() - last_check >= 1:
+                last_check = time.monotonic()
+                if not alive():
+                    break
+            stop.wait(0.1)
+    finally:
+        for child in children.values():
+            if child is not None and child.poll() is None:
+                child.terminate()
+        for child in children.values():
+            if child is not None:
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+    return 0
+
+
+CRASH_RESTART_SECONDS = 2
+PROCESS_NAME = b"cloudcore"
+
+
+def name_process() -> None:
+    """Take CloudCore's process name (the image's entrypoint is /usr/local/bin/cloudcore,
+    build/cloud/Dockerfile), so that what an installer sees holding the ports (`ss -ltnp`, ps) names
+    cloudcore as it would on a real node, not the interpreter."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, PROCESS_NAME, 0, 0, 0)  # PR_SET_NAME: the main thread's comm is the process's name
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
+    global LOG_PREFIX  # noqa: PLW0603 - one prefix per process
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["supervise"]:
+        parser = argparse.ArgumentParser(prog="cloudcore_standin.py supervise")
+        parser.add_argument("--config", action="append", required=True)
+        parser.add_argument("--restart-seconds", type=float, default=2)
+        parser.add_argument("--duration", type=float, default=None)
+        args = parser.parse_args(argv[1:])
+        return supervise(args.config, args.restart_seconds, args.duration)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--log-prefix", default="")
     args = parser.parse_args(argv)
-    config: dict = {}
-    if os.path.exists(args.config):
-        with open(args.config, encoding="utf-8") as handle:
-            config = json.load(handle)
-    config["_path"] = os.path.abspath(args.config)
-    source_name = config.get("cert_source", "files")
-    try:
-        source = CERT_SOURCES[source_name](config)
-    except KeyError:
-        print(f"unknown cert_source {source_name!r}; known: {sorted(CERT_SOURCES)}", file=sys.stderr)
-        return 2
-    node = config.get("node") or socket.gethostname()
-    log(f"cloudcore-standin {node}: certificate source {source.describe()}")
-    state = State(source)
-    server = Server(int(config.get("port", 10002)), node, state)
-    threading.Thread(target=state.refresher, name="refresher", daemon=True).start()
-    signal.signal(signal.SIGHUP, lambda *_: state.wake.set())
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    log(f"cloudcore-standin {node} listening on [::]:{server.server_address[1]}")
-    server.serve_forever()
-    server.server_close()
-    return 0
+    LOG_PREFIX = args.log_prefix
+    name_process()
+    signals = Signals()
+    code = run_node(load_config(args.config), signals)
+    if code and not signals.stop.is_set():
+        # the kubelet's crash loop (without its growing back-off): a CloudCore that exited is started
+        # again after CRASH_RESTART_SECONDS; a deleted or replaced pod (exit 0) is replaced at once, as
+        # a kubelet starts the new pod's container (the unit's RestartSec is short)
+        signals.stop.wait(CRASH_RESTART_SECONDS)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """A minimal Kubernetes API client for the lab nodes: standard library only (http.client + ssl).
 
-The nodes have no kubernetes client; the CloudCore stand-in needs a handful of calls (GET and POST
-of namespaced objects) with the credentials of a kubeconfig. The kubeconfig may be YAML (what the
+The nodes have no kubernetes client; the CloudCore stand-in needs a handful of calls (get, list,
+create, update, merge-patch, delete) with the credentials of a kubeconfig. The kubeconfig may be YAML (what the
 API stand-in writes; python3-yaml is in the lab image) or JSON (no yaml module needed); the cluster's
 ``certificate-authority[-data]`` and the user's ``client-certificate[-data]``/``client-key[-data]``
 or ``token`` are used, the server's certificate and name are checked.
@@ -91,13 +91,14 @@ class KubeClient:
                 return handle.read()
         return None
 
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+    def request(self, method: str, path: str, body: dict | None = None,
+                content_type: str = "application/json") -> dict:
         """The decoded JSON answer of a 2xx; KubeError otherwise (status 0: not reachable)."""
         headers = {"Accept": "application/json", "User-Agent": "cloudcore-standin"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
@@ -135,6 +136,20 @@ class KubeClient:
             if exc.status == 409:
                 return None
             raise
+
+    def update(self, path: str, body: dict) -> dict:
+        """PUT: KubeError 409 when the body's resourceVersion is stale (Conflict)."""
+        return self.request("PUT", path, body)
+
+    def merge_patch(self, path: str, body: dict) -> dict:
+        return self.request("PATCH", path, body, "application/merge-patch+json")
+
+    def list(self, path: str, label_selector: str = "", field_selector: str = "") -> list[dict]:
+        """The items of a LIST (empty when the namespace does not exist)."""
+        query = urllib.parse.urlencode({k: v for k, v in (("labelSelector", label_selector),
+                                                          ("fieldSelector", field_selector)) if v})
+        answer = self.get(path + ("?" + query if query else ""))
+        return list((answer or {}).get("items") or [])
 
 
 def namespaced(namespace: str, resource: str, name: str | None = None) -> str:

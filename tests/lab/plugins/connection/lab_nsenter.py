@@ -11,6 +11,9 @@ on a real host: one process per module. Files go through /proc/PID/root.
 
 Differences from `podman exec`, all in the direction of a real host reached as root over SSH: the
 process runs with the controller's full root capabilities and cgroup, not the container's.
+
+With LAB_NSENTER_TRACE=FILE in the environment every command run on a node appends the node's name to
+FILE: the benchmarks count round trips per node with it (a pipelined module is one).
 """
 
 from __future__ import annotations
@@ -113,6 +116,10 @@ class Connection(ConnectionBase):
     def exec_command(self, cmd, in_data=None, sudoable=True):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         self._connect()
+        trace = os.environ.get("LAB_NSENTER_TRACE")
+        if trace:
+            with open(trace, "a") as handle:
+                handle.write(self.get_option("container") + "\n")
         argv = ["nsenter", "--target", str(self._pid), "--all", "--root", "--wd", *ENV, "/bin/sh", "-c", cmd]
         proc = subprocess.run([to_bytes(a) for a in argv], input=in_data,
                               stdin=None if in_data is not None else subprocess.DEVNULL,
