@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from typing import Callable, List
+from typing import Any, Callable, List
 
 import pytest
 
@@ -22,12 +22,18 @@ def holders() -> List[str]:
     return [] if out == ["none"] else out
 
 
-def wait_for_holders(condition: Callable[[List[str]], bool], timeout: float, what: str) -> List[str]:
-    """The first holder list that meets condition within timeout seconds; else the test fails with what."""
+def wait_until(read: Callable[[], Any], condition: Callable[[Any], bool], timeout: float, what: str,
+               interval: float = 0.2) -> Any:
+    """The first value of read() that meets condition within timeout seconds; else the test fails with what."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        current = holders()
+        current = read()
         if condition(current):
             return current
-        time.sleep(0.2)
-    pytest.fail("%s within %ss (holders: %s)" % (what, timeout, holders()))
+        time.sleep(interval)
+    pytest.fail("%s within %ss (last: %s)" % (what, timeout, read()))
+
+
+def wait_for_holders(condition: Callable[[List[str]], bool], timeout: float, what: str) -> List[str]:
+    """The first holder list that meets condition within timeout seconds; else the test fails with what."""
+    return wait_until(holders, condition, timeout, what)

@@ -105,11 +105,27 @@ def test_failover_through_the_firewalls():
         lab("heal", holder, "cloudcore")
 
 
+def test_the_module_goes_check_real_check_real_on_every_firewall():
+    """vrrp_firewall itself, both states, on each firewall: changed, changed, not changed, not changed."""
+    run = playbook("module_cycle.yml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.stdout.count("TASK [The module reported changed=") == 8, run.stdout[-2000:]
+    # the rules are back where they were
+    assert RICH_RULE in host("ccha-node1").check_output("firewall-cmd --permanent --list-rich-rules").splitlines()
+    assert len(nft_vrrp_rules(host("ccha-node2"))) == 1
+    assert UFW_RULE in host("ccha-node3").check_output("ufw show added").splitlines()
+    assert len(wait_for(lambda h: len(h) == 1)) == 1
+
+
+def playbook(name):
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    return subprocess.run(["ansible-playbook", "-i", inventory, os.path.join(os.path.dirname(__file__), "..", name)],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
 def test_reset_removes_the_rules_from_every_firewall_and_leaves_the_firewalls_running():
     """Runs last: the keepalived role's remove entry point, as the reset playbook does."""
-    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-    run = subprocess.run(["ansible-playbook", "-i", inventory, os.path.join(os.path.dirname(__file__), "..", "reset.yml")],
-                         capture_output=True, text=True, timeout=300, check=False)
+    run = playbook("reset.yml")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     firewalld, nftables, ufw = host("ccha-node1"), host("ccha-node2"), host("ccha-node3")
     assert RICH_RULE not in firewalld.check_output("firewall-cmd --list-rich-rules")
