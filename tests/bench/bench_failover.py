@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Failover benchmark on the lab: the collection's defaults, a fast profile and the seed's settings.
 
 For every profile: converge the keepalived role with the profile's variables, then N trials of
@@ -116,7 +115,7 @@ def settled_holder(timeout: float = 30.0) -> str:
 
 
 def moves(answers: List[Tuple[float, str]]) -> int:
-    nodes = [node for _, node in answers if node != "none"]
+    nodes = [node for _when, node in answers if node != "none"]
     return sum(1 for before, after in zip(nodes, nodes[1:]) if before != after)
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Watch who answers for the VIP, the way an edge node sees it. Run INSIDE a lab namespace:
 
     ip netns exec ccha-edge python3 tests/bench/vip_watch.py 10.213.102.100 --seconds 30
@@ -30,7 +29,7 @@ def main() -> int:
     while time.monotonic() < deadline:
         started = time.monotonic()
         try:
-            status, node, _ = probe.probe(args.vip, 10002, "/ca.crt", args.timeout)
+            status, node, _sans = probe.probe(args.vip, 10002, "/ca.crt", args.timeout)
             answer = node if status == 200 else "none"
         except Exception:  # any failure to get a 200 is "nobody answers"
             answer = "none"

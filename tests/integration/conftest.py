@@ -73,13 +73,18 @@ def run_playbook(playbook: str, *extra: str, inventory: str = INVENTORY, env: Op
 
 @pytest.fixture(scope="session")
 def lab_state():
-    assert lab("down").returncode == 0
+    """A fresh 3-node lab, taken down at the end. CCHA_KEEP_LAB=1 (a developer's shortcut) reuses a
+    running lab and leaves it up."""
+    keep = os.environ.get("CCHA_KEEP_LAB") == "1"
+    if not keep:
+        assert lab("down").returncode == 0
     up = lab("up", "--nodes", "3")
     assert up.returncode == 0, up.stdout + up.stderr
     with open(os.path.join(LAB_DIR, "lab.json")) as handle:
         state = json.load(handle)
     yield state
-    lab("down")
+    if not keep:
+        lab("down")
 
 
 @pytest.fixture(scope="session")

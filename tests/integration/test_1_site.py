@@ -7,7 +7,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import ROOT, holders, lab, run_playbook
+from conftest import ROOT, holders, lab, node_exec, run_playbook
 
 
 def test_first_run_converges_and_verifies(first_site_run):
@@ -21,6 +21,13 @@ def test_edge_reaches_cloudcore_through_the_vip_with_a_certificate_for_it(first_
     node, sans = probe.stdout.split(" ", 1)
     assert node == holders()[0]
     assert "IP:10.213.102.100" in sans
+
+
+def test_the_role_s_unit_drop_in_decides_how_long_a_stop_may_take(first_site_run):
+    # the lab's own keepalived drop-in (00-lab.conf, 5 s) sorts before the role's and must not outrank it
+    for node in ("ccha-node1", "ccha-node2", "ccha-node3"):
+        shown = node_exec(node, "systemctl show -p TimeoutStopUSec keepalived").stdout.strip()
+        assert shown == "TimeoutStopUSec=2s", (node, shown)
 
 
 def test_second_run_changes_nothing(first_site_run):

@@ -19,7 +19,7 @@ CASES = {
     "vip not an address": ({"cloudcore_vip": "10.213.102.300/24"}, "cloudcore_vip", "is not an IPv4 or IPv6 address"),
     "vip is the network address": ({"cloudcore_vip": "10.213.102.0/24"}, "cloudcore_vip", "network address"),
     "vip is the broadcast address": ({"cloudcore_vip": "10.213.102.255/24"}, "cloudcore_vip", "broadcast address"),
-    "vip is a node address": ({"cloudcore_vip": "10.213.102.11/24"}, "cloudcore_vip", "a node's own address"),
+    "vip is a node address": ({"cloudcore_vip": "10.213.102.11/24"}, "cloudcore_vip", "is the own address of host ccha-node1"),
     "vip outside the subnet": ({"cloudcore_vip": "10.99.0.100/24"}, "cloudcore_vip", "is outside the subnets of interface eth0"),
     "ipv6 vip outside the nodes' ipv6 subnet": ({"cloudcore_vip": "fd00:99::100/64"}, "cloudcore_vip", "subnet"),
     "interface missing": ({"cloudcore_vrrp_interface": "eth9"}, "cloudcore_vrrp_interface", "no such interface"),
@@ -29,7 +29,7 @@ CASES = {
     "priorities that cannot fail over": (
         {"cloudcore_failover": "weighted", "keepalived_check_weight": 2,
          "keepalived_priorities": {"ccha-node1": 100, "ccha-node2": 90, "ccha-node3": 80}},
-        "keepalived_priorities", "must exceed the priority gap"),
+        "keepalived_check_weight", "must exceed the priority gap"),
     "duplicate node names": ({"cloudcore_node_name": "ccha-node1"}, "cloudcore_node_name", "is used by hosts"),
     "invalid node label": ({"cloudcore_node_label": {"bad key!": "x"}}, "cloudcore_node_label", "label"),
     "unknown failover mode": ({"cloudcore_failover": "sometimes"}, "cloudcore_failover", "is unknown"),
@@ -38,6 +38,23 @@ CASES = {
                                         "cloudcore_check_url", "fails on every node"),
     "kubeconfig unreadable": ({"cloudcore_kubeconfig": "/nonexistent/kubeconfig"}, "cloudcore_kubeconfig",
                               "cannot be reached"),
+    # inputs a later role used to reject after earlier plays had changed things
+    "label value not a string": ({"cloudcore_node_label": {"kubeedge.io/cloudcore-ha": True}}, "cloudcore_node_label",
+                                 "must be a string"),
+    "label value too long": ({"cloudcore_node_label": {"kubeedge.io/cloudcore-ha": "x" * 64}}, "cloudcore_node_label",
+                             "at most 63 characters"),
+    "label key with a leading dash": ({"cloudcore_node_label": {"-cloudcore": "true"}}, "cloudcore_node_label",
+                                      "label name must be 1..63 characters"),
+    "unsupported version": ({"cloudcore_version": "1.17.0"}, "cloudcore_version", "is not supported"),
+    "malformed version": ({"cloudcore_version": "latest"}, "cloudcore_version", "MAJOR.MINOR.PATCH"),
+    "check interval 0": ({"cloudcore_check_interval": 0}, "cloudcore_check_interval", "whole seconds"),
+    "check fall 0": ({"cloudcore_check_fall": 0}, "cloudcore_check_fall", "must be 1..255"),
+    "check url not a url": ({"cloudcore_check_url": "127.0.0.1:10002/ca.crt"}, "cloudcore_check_url",
+                            "http or https URL"),
+    "empty image": ({"cloudcore_image": ""}, "cloudcore_image", "image repository"),
+    "dns name not a dns name": ({"manifests_dns_names": ["cloud core"]}, "manifests_dns_names", "not a DNS name"),
+    "curl deadline over the check timeout": ({"keepalived_check_curl_timeout": 2}, "keepalived_check_curl_timeout",
+                                             "must be below cloudcore_check_timeout"),
 }
 
 
@@ -73,9 +90,13 @@ def test_all_problems_are_reported_at_once(unchanged):
         assert line in run.output, run.output[-3000:]
 
 
-def test_a_node_missing_from_the_cluster(unchanged):
-    run = run_playbook("site.yml", "-e", json.dumps({"cloudcore_node_name": "ghost"}))
-    assert_rejected(run, "cloudcore_node_name", "no such node in the cluster")
+def test_a_node_missing_from_the_cluster(unchanged, tmp_path):
+    inventory = tmp_path / "inventory"
+    shutil.copytree(INVENTORY, inventory)
+    host_vars = inventory / "host_vars" / "ccha-node3.yml"
+    host_vars.write_text(host_vars.read_text().replace("cloudcore_node_name: ccha-node3", "cloudcore_node_name: ghost"))
+    run = run_playbook("site.yml", inventory=str(inventory))
+    assert_rejected(run, "cloudcore_node_name", "on host ccha-node3: no such node in the cluster")
 
 
 def test_cluster_unreachable(unchanged, tmp_path):

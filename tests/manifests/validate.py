@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright (c) 2026 cloudcore.ha contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -14,7 +14,6 @@ Run: .venv/bin/python tests/manifests/validate.py [-v]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import ipaddress
 import json
 import os
@@ -35,11 +34,11 @@ NODES = ["ccha-node1", "ccha-node2", "ccha-node3"]
 
 
 def load_kubeedge():
-    spec = importlib.util.spec_from_file_location("_kubeedge", ROOT / "plugins/plugin_utils/_kubeedge.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["_kubeedge"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """The KubeEdge release table (plugins/module_utils/_releases.py), imported as the collection's."""
+    sys.path.insert(0, str(ROOT / ".build" / "collections"))
+    from ansible_collections.cloudcore.ha.plugins.module_utils import _releases
+
+    return _releases
 
 
 def kubernetes_versions() -> list[str]:
@@ -88,8 +87,8 @@ def contract(case: dict, release: dict, docs: list[dict]) -> list[str]:
         by_kind.setdefault(d["kind"], []).append(d)
     expected_order = ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"] \
         + ["CustomResourceDefinition"] * len(release["crds"]) + ["ConfigMap", "Deployment"]
-    if [k for k, _ in kinds] != expected_order:
-        problems.append("object order %s, expected %s" % ([k for k, _ in kinds], expected_order))
+    if [k for k, _name in kinds] != expected_order:
+        problems.append("object order %s, expected %s" % ([k for k, _name in kinds], expected_order))
     crd_names = [d["metadata"]["name"] for d in by_kind.get("CustomResourceDefinition", [])]
     if crd_names != release["crd_names"]:
         problems.append("CRDs %s, expected %s" % (crd_names, release["crd_names"]))
