@@ -4,9 +4,14 @@ SHELL := /bin/bash
 
 ROOT := $(CURDIR)
 VENV := $(ROOT)/.venv
-VENV_OLD := $(ROOT)/.venv-2.19
+# ansible-core releases the unit tests run on: 2.21 in $(VENV), each older one in .venv-<release>
+UNIT_CORES := 2.21 2.20 2.19 2.18 2.17
+UNIT_STAGES := $(addprefix units-ansible-,$(UNIT_CORES))
+unit_venv = $(if $(filter 2.21,$(1)),$(VENV),$(ROOT)/.venv-$(1))
 COLLECTION_LINK := $(ROOT)/.build/collections/ansible_collections/cloudcore/ha
+# ansible-test sanity on what ships (the tarball's content) and on the checkout (tests/, molecule/ too)
 SANITY_TREE := /tmp/cloudcore-ha-sanity/ansible_collections/cloudcore/ha
+SANITY_CHECKOUT := /tmp/cloudcore-ha-sanity-checkout/ansible_collections/cloudcore/ha
 STAGE := $(ROOT)/scripts/stage
 LAB := $(ROOT)/tests/lab/lab
 PYTEST_UNITS := -m pytest tests/unit -q -p no:cacheprovider
@@ -16,13 +21,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build/collections:$(ROOT)/.build/dep
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export STAGE_LOG := $(ROOT)/.build/stages.tsv
 
-.PHONY: help setup setup-host venv collections link test demo lint sanity units build-install \
+.PHONY: help setup setup-host venv collections link test demo lint sanity units $(UNIT_STAGES) docs build-install ee \
         lab-up lab-down lab-tests molecule integration manifests clean
 
 help:
 	@echo "make demo      set everything up, bring the lab up, run the main job on it, print what happened"
-	@echo "make test      set everything up and run every check (lint, sanity, units, build, lab, molecule, integration)"
-	@echo "make setup | lab-up | lab-down | lint | sanity | units | manifests | build-install | lab-tests | molecule | integration"
+	@echo "make test      set everything up and run every check (lint, sanity, units, docs, build, ee, lab, molecule, integration)"
+	@echo "make setup | lab-up | lab-down | lint | sanity | units | docs | manifests | build-install | ee | lab-tests | molecule | integration"
 
 # ---------------------------------------------------------------- setup
 setup: setup-host venv collections link
@@ -32,8 +37,14 @@ setup-host:
 
 venv:
 	@$(STAGE) venv-2.21 scripts/setup-venv $(VENV) 3.12 requirements/dev.in requirements/constraints-py3.12.txt
-	@$(STAGE) venv-2.19 scripts/setup-venv $(VENV_OLD) 3.11 requirements/units-2.19.in requirements/constraints-py3.11.txt
+# the unit-test venvs, each on a Python that release supports as a controller (2.17: 3.10-3.12,
+# 2.18 and 2.19: 3.11-3.13, 2.20: 3.12-3.14), so 3.11, 3.12 and 3.13 are all exercised
+	@$(STAGE) venv-2.20 scripts/setup-venv $(ROOT)/.venv-2.20 3.13 requirements/units.in requirements/constraints-units-2.20.txt
+	@$(STAGE) venv-2.19 scripts/setup-venv $(ROOT)/.venv-2.19 3.11 requirements/units.in requirements/constraints-py3.11.txt
+	@$(STAGE) venv-2.18 scripts/setup-venv $(ROOT)/.venv-2.18 3.13 requirements/units.in requirements/constraints-units-2.18.txt
+	@$(STAGE) venv-2.17 scripts/setup-venv $(ROOT)/.venv-2.17 3.12 requirements/units.in requirements/constraints-units-2.17.txt
 	@$(STAGE) venv-sanity scripts/setup-venv $(ROOT)/.venv-sanity 3.12 requirements/sanity-2.21.txt requirements/constraints-sanity.txt
+	@$(STAGE) venv-docs scripts/setup-venv $(ROOT)/.venv-docs 3.12 requirements/docs.in requirements/constraints-docs.txt
 
 collections:
 	@$(STAGE) collections scripts/fetch-collections $(ROOT)/.build/deps
@@ -44,7 +55,7 @@ link:
 # ---------------------------------------------------------------- the two commands
 test: setup
 	@mkdir -p .build && : > $(STAGE_LOG)
-	@$(MAKE) --no-print-directory lint sanity units manifests build-install lab-tests molecule integration
+	@$(MAKE) --no-print-directory lint sanity units docs manifests build-install ee lab-tests molecule integration
 	@echo; echo "make test: all stages passed"; column -t $(STAGE_LOG)
 
 demo: setup
@@ -54,18 +65,27 @@ demo: setup
 lint:
 	@$(STAGE) lint ansible-lint --offline
 
-units: link
-	@cd $(COLLECTION_LINK) && $(STAGE) units-ansible-2.21 env PYTHONPATH=$(ROOT)/.build/collections $(VENV)/bin/python $(PYTEST_UNITS)
-	@cd $(COLLECTION_LINK) && $(STAGE) units-ansible-2.19 env PYTHONPATH=$(ROOT)/.build/collections $(VENV_OLD)/bin/python $(PYTEST_UNITS)
+units: $(UNIT_STAGES)
+
+$(UNIT_STAGES): units-ansible-%: link
+	@cd $(COLLECTION_LINK) && $(STAGE) units-ansible-$* env PYTHONPATH=$(ROOT)/.build/collections $(call unit_venv,$*)/bin/python $(PYTEST_UNITS)
+
+# the docs site, strict and offline: .build/docs/html/index.html
+docs: link
+	@$(STAGE) docs scripts/docs $(COLLECTION_LINK) $(ROOT)/.build/docs
 
 manifests:
 	@$(STAGE) manifests $(VENV)/bin/python -m pytest tests/manifests -q -p no:cacheprovider
 
 sanity:
-	@$(STAGE) sanity scripts/sanity $(SANITY_TREE)
+	@$(STAGE) sanity scripts/sanity $(SANITY_TREE) $(SANITY_CHECKOUT)
 
 build-install:
 	@$(STAGE) build-install scripts/build-install
+
+# an execution environment's build context from the tarball build-install made, introspected offline
+ee: build-install
+	@$(STAGE) ee $(VENV)/bin/python -m pytest tests/ee -q -p no:cacheprovider
 
 lab-up:
 	@$(STAGE) lab-up $(LAB) up --nodes 3
@@ -83,13 +103,21 @@ integration:
 	@$(STAGE) integration scripts/integration
 
 clean: lab-down
-	rm -rf .build .venv .venv-2.19
+	rm -rf .build .venv .venv-2.* .venv-sanity
 
 # ---------------------------------------------------------------- benchmarks (not part of `make test`)
-.PHONY: bench-failover bench-converge
+.PHONY: bench-failover bench-converge bench-edge
 bench-failover: setup
 	$(LAB) down && $(LAB) up --nodes 2
 	$(VENV)/bin/python tests/bench/bench_failover.py --trials 5; rc=$$?; $(LAB) down; exit $$rc
 
 bench-converge: setup
 	$(VENV)/bin/python tests/bench/bench_converge.py --runs 3; rc=$$?; $(LAB) down; exit $$rc
+
+# What edge nodes experience (README "Failover, as an edge node sees it"): 3 nodes, the whole site,
+# 200 edges of each edgecore profile, 3 trials of every fault, ours and the seed's keepalived style;
+# then (README "VIP or balanced") 300 edgecore v1.23 edges, a CloudCore failure in vip and balanced mode.
+bench-edge: setup
+	$(LAB) down && $(LAB) up --nodes 3
+	$(VENV)/bin/python tests/bench/bench_edge.py --trials 3 --count 200 && \
+	$(VENV)/bin/python tests/bench/bench_balanced.py --trials 3 --count 170; rc=$$?; $(LAB) down; exit $$rc
