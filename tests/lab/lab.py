@@ -728,7 +728,12 @@ def ensure_ns(ns: str, sysctls: list[str]) -> None:
     run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *sysctls])
 
 
-def ensure_network(state: dict) -> None:
+def ensure_network(state: dict, powered_off: frozenset[str] = frozenset()) -> None:
+    """The bridge and every member's namespace and veth. A node in `powered_off` (no running
+    container: a host that is off) gets the state a host has after a boot: its interface holds only
+    the node's own addresses and its firewall is empty. The namespace outlives the container, so
+    without this a VIP a killed keepalived left on the interface, or a previous scenario's firewall
+    rules, would sit under the next node that boots in it (a second VIP holder in verify)."""
     ensure_blackholes()
     ensure_ns(LAB_NS, ["net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.all.accept_dad=0"])
     batch = ["link set lo up"]
@@ -755,6 +760,9 @@ def ensure_network(state: dict) -> None:
         run(["ip", "-n", LAB_NS, "link", "set", veth, "master", BRIDGE, "up"])
         run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{NODE_IF}.accept_dad=0",
              f"net.ipv6.conf.{NODE_IF}.keep_addr_on_down=1"])
+        if ns in powered_off:
+            run(["ip", "-n", ns, "addr", "flush", "dev", NODE_IF, "scope", "global"])  # link-local stays (VRRPv3 over IPv6 sends from it)
+            run(["ip", "netns", "exec", ns, "nft", "flush", "ruleset"])
         run(["ip", "-n", ns, "-batch", "-"], input=(
             "link set lo up\n"
             f"addr replace {ip4}/{SUBNET4.prefixlen} dev {NODE_IF}\n"
@@ -1393,7 +1401,8 @@ def cmd_up(args) -> str:
             state["containers_started"] = not args.no_containers
             state["containers"] = {n["container"]: run_spec(state, n) for n in state["nodes"]}
             changed = ensure_pki(state)
-            ensure_network(state)
+            running = {name for name, status in container_states().items() if status == "running"}
+            ensure_network(state, frozenset(n["namespace"] for n in state["nodes"] if n["container"] not in running))
             start_api = time.monotonic()
             state["kubeapi"]["pid"] = ensure_kubeapi(state)
             if added:  # before their containers start: their kubelets (the stand-ins) read their Node
@@ -1405,7 +1414,6 @@ def cmd_up(args) -> str:
             write_state(state)
             replaced = []
             if not args.no_containers:
-                running = {name for name, status in container_states().items() if status == "running"}
                 replaced = ensure_containers(state)
                 for node in state["nodes"]:  # a running stand-in reads standin.json only when it starts
                     if node["name"] in changed and node["container"] in running and node["container"] not in replaced:

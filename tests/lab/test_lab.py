@@ -502,6 +502,31 @@ def test_fault_and_heal_restart(up):
     assert wait_for(lambda: edge_probe(node["ipv4"], timeout=1).returncode == 0, 15)
 
 
+@pytest.mark.lab
+def test_a_node_that_was_off_boots_without_what_its_namespace_kept(up):
+    """The namespace outlives the container (molecule destroys and creates nodes in it): a VIP that a
+    killed keepalived left on the interface, and firewall rules, go as on a host's boot; a running
+    node keeps its addresses and rules."""
+    node = up["nodes"][1]
+    vip = up["vip_ipv4"]
+    stray = [["ip", "-n", node["namespace"], "addr", "add", vip, "dev", "eth0"],
+             ["ip", "netns", "exec", node["namespace"], "nft", "add", "table", "inet", "left_behind"]]
+
+    def leftovers():
+        addresses = sh("ip", "-n", node["namespace"], "-o", "addr", "show", "dev", "eth0").stdout
+        tables = sh("ip", "netns", "exec", node["namespace"], "nft", "list", "tables").stdout
+        return (vip in addresses, "left_behind" in tables, node["ipv4"] in addresses, "fe80:" in addresses)
+
+    for command in stray:
+        assert sh(*command).returncode == 0
+    assert lab("up", "--nodes", "3").returncode == 0
+    assert leftovers() == (True, True, True, True)  # running: kept
+    sh("podman", "stop", "-t", "2", node["container"])
+    proc = lab("up", "--nodes", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert leftovers() == (False, False, True, True)  # booted again: own addresses and link-local only
+
+
 # ----------------------------------------------------------------- the Kubernetes API stand-in
 
 KUBE_NS = "kubeedge"
