@@ -31,7 +31,7 @@ NS = "kubeedge"
 SELECTOR = "k8s-app=kubeedge,kubeedge=cloudcore"
 VIP = "10.213.102.100"
 RACE_TRIALS = 10
-PKI_TRIALS = 20
+PKI_TRIALS = 10  # 20 of 20 held in every run so far; 10 keep make test within CI's time
 FIGURES = {}
 
 
