@@ -22,12 +22,12 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export STAGE_LOG := $(ROOT)/.build/stages.tsv
 
 .PHONY: help setup setup-host venv collections link test demo lint sanity units $(UNIT_STAGES) docs build-install ee \
-        lab-up lab-down lab-tests molecule integration manifests clean
+        lab-up lab-down lab-tests molecule integration integration-day2 manifests clean
 
 help:
 	@echo "make demo      set everything up, bring the lab up, run the main job on it, print what happened"
 	@echo "make test      set everything up and run every check (lint, sanity, units, docs, build, ee, lab, molecule, integration)"
-	@echo "make setup | lab-up | lab-down | lint | sanity | units | docs | manifests | build-install | ee | lab-tests | molecule | integration"
+	@echo "make setup | lab-up | lab-down | lint | sanity | units | docs | manifests | build-install | ee | lab-tests | molecule | integration | integration-day2"
 
 # ---------------------------------------------------------------- setup
 setup: setup-host venv collections link
@@ -101,6 +101,11 @@ molecule:
 
 integration:
 	@$(STAGE) integration scripts/integration
+
+# Every day-2 step of tests/integration/test_day2.py (the upgrade, the holder removed and added back,
+# the VIP change and its retirement too): ~25 minutes on the lab, so not in `make test`.
+integration-day2: setup build-install
+	@CCHA_DAY2_FULL=1 $(STAGE) integration-day2 scripts/integration tests/integration/test_day2.py
 
 clean: lab-down
 	rm -rf .build .venv .venv-2.* .venv-sanity
