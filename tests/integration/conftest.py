@@ -28,8 +28,9 @@ def lab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([LAB, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def holders() -> List[str]:
-    out = lab("holder").stdout.split()
+def holders(address: Optional[str] = None) -> List[str]:
+    """The nodes holding the lab's VIP, or `address` (a VIP change's new or old one)."""
+    out = lab("holder", *(("--address", address) if address else ())).stdout.split()
     return [] if out == ["none"] else out
 
 

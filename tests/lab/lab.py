@@ -1450,8 +1450,9 @@ def cmd_down(args) -> str:
     return f"lab down in {time.monotonic() - start:.1f}s"
 
 
-def vip_holders(state: dict) -> list[str]:
-    vips = {state["vip_ipv4"].split("/")[0], state["vip_ipv6"].split("/")[0]}
+def vip_holders(state: dict, address: str | None = None) -> list[str]:
+    """The nodes holding `address`, or (without one) the lab's IPv4 or IPv6 VIP."""
+    vips = {address} if address else {state["vip_ipv4"].split("/")[0], state["vip_ipv6"].split("/")[0]}
     holders = []
     for node in state["nodes"]:
         proc = run(["ip", "-n", node["namespace"], "-o", "addr", "show"], check=False)
@@ -1463,7 +1464,7 @@ def vip_holders(state: dict) -> list[str]:
 
 def cmd_holder(args) -> str:
     require_root_and_tools("ip")
-    holders = vip_holders(load_state())
+    holders = vip_holders(load_state(), args.address)
     return " ".join(holders) if holders else "none"
 
 
@@ -1679,6 +1680,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_down)
     p = sub.add_parser("holder", help="print the node(s) holding the VIP, or none",
                        description="Print the node(s) whose namespace holds the IPv4 or IPv6 VIP, space-separated, or none.")
+    p.add_argument("--address", help="this lab address instead of the VIP (a VIP change's new or old one)")
     p.set_defaults(func=cmd_holder)
     p = sub.add_parser("probe", help="HTTPS GET VIP:10002/ca.crt from the edge namespace",
                        description="From the edge namespace, HTTPS GET https://VIP:10002/ca.crt (no trust); "
