@@ -113,7 +113,7 @@ def deployment_pods(kube):
 
 def image_tags(kube):
     """The image tags of the Deployment's live pods (v1.22.2, v1.23.1)."""
-    return image_tags(kube)
+    return {image.rsplit(":", 1)[1] for _node, image in deployment_pods(kube)}
 
 
 def wait_every_edge_back(count=EDGES, name=FLEET, seconds=150):
