@@ -102,10 +102,10 @@ molecule:
 integration:
 	@$(STAGE) integration scripts/integration
 
-# Every day-2 step of tests/integration/test_day2.py (the upgrade, the holder removed and added back,
+# Every day-2 step of tests/integration/test_8_day2.py (the upgrade, the holder removed and added back,
 # the VIP change and its retirement too): ~25 minutes on the lab, so not in `make test`.
 integration-day2: setup build-install
-	@CCHA_DAY2_FULL=1 $(STAGE) integration-day2 scripts/integration tests/integration/test_day2.py
+	@CCHA_DAY2_FULL=1 $(STAGE) integration-day2 scripts/integration tests/integration/test_8_day2.py
 
 clean: lab-down
 	rm -rf .build .venv .venv-2.* .venv-sanity

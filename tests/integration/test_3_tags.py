@@ -1,13 +1,18 @@
-"""Every tag README names runs alone on a converged site, and after a change that its phase owns it
-changes that, and only that (the other phases' state stays as it was)."""
+"""Every tag README names runs alone: after a change that its phase owns it changes that, and only
+that (the other phases' state stays as it was); the umbrella tag keepalived and verify, which own no
+state of their own to change, run alone on the converged site and change nothing. A change of
+keepalived.conf reloads the nodes one at a time, the VIP holder last, and the VIP stays served."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 
 import pytest
 
-from conftest import holders, node_exec, run_playbook, snapshot
+from conftest import ROOT, holders, node_exec, run_playbook, snapshot
 
 KEEPALIVED_FILES = "keepalived.conf@"
 
@@ -30,8 +35,42 @@ def converged(first_site_run, nodes, kube):
         assert repair.rc == 0, repair.output[-3000:]
 
 
-@pytest.mark.parametrize("tag", ["keepalived", "keepalived_install", "keepalived_configure", "keepalived_firewall",
-                                 "keepalived_service", "node_labels", "manifests", "verify"])
+def reload_order(output: str) -> list:
+    """The nodes the rolling-reload handler took, in order, from ansible-playbook's output."""
+    section = output.split("RUNNING HANDLER [cloudcore.ha.keepalived : Reload keepalived", 1)
+    if len(section) < 2:
+        return []
+    handler = re.split(r"\n(?:TASK|RUNNING HANDLER|PLAY) \[", section[1], maxsplit=1)[0]
+    return re.findall(r"\(item=(\S+)\)", handler)
+
+
+def watch_vip(seconds: float) -> subprocess.Popen:
+    """Who answers for the VIP, sampled every 50 ms from the edge namespace (bounded in time)."""
+    return subprocess.Popen(["ip", "netns", "exec", "ccha-edge", "python3", os.path.join(ROOT, "tests", "bench", "vip_watch.py"),
+                             "10.213.102.100", "--seconds", str(seconds), "--interval", "0.05"],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def run_watched(*args: str):
+    """A run of site.yml, and who answered for the VIP while it ran."""
+    watcher = watch_vip(seconds=120)
+    try:
+        run = run_playbook("site.yml", *args)
+    finally:
+        watcher.terminate()
+        samples = watcher.communicate(timeout=30)[0].split()[1::2]
+    return run, samples
+
+
+def assert_rolled_holder_last(run, samples, holder, nodes):
+    order = reload_order(run.output)
+    assert sorted(order) == sorted(nodes), run.output[-4000:]
+    assert order[-1] == holder[0], "the VIP holder must reload last: %s" % order
+    assert samples and "none" not in samples, "the VIP went unanswered during the rolling reload"
+    assert set(samples) == set(holder) and holders() == holder
+
+
+@pytest.mark.parametrize("tag", ["keepalived", "verify"])
 def test_each_tag_alone_on_a_converged_site_changes_nothing(tag, first_site_run, nodes, kube):
     before = snapshot(nodes, kube)
     run = run_playbook("site.yml", "--tags", tag)
@@ -40,15 +79,21 @@ def test_each_tag_alone_on_a_converged_site_changes_nothing(tag, first_site_run,
     assert snapshot(nodes, kube) == before
 
 
-def test_keepalived_configure_after_a_changed_setting_rewrites_only_keepalived_conf(converged, nodes, kube):
+def test_keepalived_configure_after_a_changed_setting_rewrites_only_keepalived_conf(nodes, kube):
+    holder = holders()
+    assert len(holder) == 1
     before = snapshot(nodes, kube)
-    run = run_playbook("site.yml", "--tags", "keepalived_configure", "-e", "cloudcore_check_interval=2")
-    converged("keepalived_configure")
+    run, samples = run_watched("--tags", "keepalived_configure", "-e", "cloudcore_check_interval=2")
     assert run.rc == 0, run.output[-4000:]
     changed = differences(before, snapshot(nodes, kube))
     assert changed == sorted(KEEPALIVED_FILES + node for node in nodes), changed
     assert "interval 2" in node_exec(nodes[0], "cat /etc/keepalived/keepalived.conf").stdout
-    assert len(holders()) == 1
+    assert_rolled_holder_last(run, samples, holder, nodes)
+    # the tag alone puts the setting back the same way, and the site is as it was
+    back, samples = run_watched("--tags", "keepalived_configure")
+    assert back.rc == 0, back.output[-4000:]
+    assert_rolled_holder_last(back, samples, holder, nodes)
+    assert snapshot(nodes, kube) == before
 
 
 def test_keepalived_install_puts_back_the_health_check_only(converged, nodes, kube):
@@ -56,7 +101,7 @@ def test_keepalived_install_puts_back_the_health_check_only(converged, nodes, ku
     before = snapshot(nodes, kube)
     run = run_playbook("site.yml", "--tags", "keepalived_install")
     assert run.rc == 0, run.output[-4000:]
-    assert run.changed[nodes[1]] == 1 and run.changed[nodes[2]] == 0, run.changed
+    assert run.changed == {nodes[0]: 0, nodes[1]: 1, nodes[2]: 0}, run.changed
     assert node_exec(nodes[1], "test -x /usr/local/sbin/check_cloudcore").returncode == 0
     assert snapshot(nodes, kube) == before
 
@@ -67,7 +112,7 @@ def test_keepalived_service_starts_a_stopped_keepalived_only(converged, nodes, k
     before = snapshot(nodes, kube)
     run = run_playbook("site.yml", "--tags", "keepalived_service")
     assert run.rc == 0, run.output[-4000:]
-    assert run.changed[backup] == 1, run.changed
+    assert run.changed == {node: int(node == backup) for node in nodes}, run.changed
     assert node_exec(backup, "systemctl is-active keepalived").stdout.strip() == "active"
     assert snapshot(nodes, kube) == before
 
@@ -77,7 +122,7 @@ def test_keepalived_firewall_runs_alone_after_a_changed_group(converged, nodes, 
     run = run_playbook("site.yml", "--tags", "keepalived_firewall", "-e", "keepalived_multicast_group=224.0.0.19")
     assert run.rc == 0, run.output[-4000:]
     # the lab's nodes run no firewall: nothing to change, and keepalived.conf is not this phase's
-    assert snapshot(nodes, kube) == before
+    assert snapshot(nodes, kube) == before and set(run.changed.values()) == {0}, run.changed
     assert "Set the VRRP rules of the active host firewalls" in run.output
 
 

@@ -112,8 +112,13 @@ def test_after_cloudcore_stops_on_the_holder_every_edge_is_back_on_a_healthy_nod
 def test_the_drill_reconnects_every_edge_exactly_once_and_loses_none(fleets):
     fleets("edgecore-1.23", 0)
     before = status("edgecore-1.23")["reconnects"]
+    holder = holders()
     drill = run_playbook("playbooks/failover_drill.yml", "-e", "drill_watch_seconds=8")
     assert drill.rc == 0, drill.output[-3000:]
+    # the VIP moves once and not back (nopreempt)
+    assert "failover drill: %s -> " % holder[0] in drill.output, drill.output[-3000:]
+    assert "VIP moves after the restore: 0 in 8 s" in drill.output, drill.output[-3000:]
+    assert len(holders()) == 1 and holders() != holder
     back = wait_for(lambda: status("edgecore-1.23")["connected_total"] == COUNT
                     and status("edgecore-1.23")["reconnects"] - before >= COUNT, 4 * HEARTBEAT_S)
     assert back, status("edgecore-1.23")

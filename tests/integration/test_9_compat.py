@@ -1,7 +1,7 @@
 """Where users are (issue 15): a group with two Debian releases, and so two keepalived versions, at once
 (a rolling upgrade of the nodes: Debian 12's keepalived 2.2.7 beside Debian 13's 2.3.3), and the oldest
 ansible-core the collection admits (meta/runtime.yml: 2.17) converging the lab. Runs after the other
-integration tests and leaves the lab on Debian 12 again."""
+integration tests (file order) and leaves ccha-node3 on Debian 13: the session's lab goes down after it."""
 
 from __future__ import annotations
 
@@ -33,19 +33,18 @@ def watch_until(predicate, seconds: float, seen: list) -> bool:
 
 @pytest.fixture(scope="module")
 def mixed_lab(first_site_run, nodes):
-    """ccha-node3 replaced by a fresh Debian 13 node on the running lab, and the site converged again
-    (the node is new: the collection installs keepalived 2.3 there)."""
+    """ccha-node3 replaced by a fresh Debian 13 node on the running lab, and keepalived converged again
+    (the node is new: the collection installs keepalived 2.3 there). The keepalived tag is enough: the
+    node keeps its name, address, Node object and label, and its CloudCore stand-in starts at boot."""
     up = lab("up", "--nodes", "3", "--debian", "12", "--debian-of", "ccha-node3=13", timeout=900)
     assert up.returncode == 0, up.stdout + up.stderr
-    run = run_playbook("site.yml")
+    run = run_playbook("site.yml", "--tags", "keepalived")
     assert run.rc == 0, run.output[-6000:]
     yield
     for node in nodes:
         node_exec(node, UNDRAIN)
-    back = lab("up", "--nodes", "3", "--debian", "12", timeout=900)
-    assert back.returncode == 0, back.stdout + back.stderr
-    again = run_playbook("site.yml")
-    assert again.rc == 0, again.output[-6000:]
+    # This module runs last (file order) and the session's lab goes down after it, so ccha-node3 stays
+    # a Debian 13 node: rebuilding it and converging again would cost CI ~3 minutes for no test.
 
 
 def test_the_group_runs_two_keepalived_versions(mixed_lab):

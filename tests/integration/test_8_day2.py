@@ -160,7 +160,7 @@ def day2(first_site_run, kube):
     yield
     for name in (FLEET, FLEET + "-new"):
         lab("edges", "down", "--name", name)
-    print("\nDay 2 figures (tests/integration/test_day2.py):")
+    print("\nDay 2 figures (tests/integration/test_8_day2.py):")
     for key, value in FIGURES.items():
         print("  %s: %s" % (key, value))
 
