@@ -1293,8 +1293,15 @@ def remove_nodes(nodes: list[dict]) -> None:
     for node in nodes:
         if ns_exists(node["namespace"]):
             run(["ip", "netns", "delete", node["namespace"]])
-        if link_exists(LAB_NS, node["lab_veth"]):  # gone with the namespace unless a process still held it
-            run(["ip", "-n", LAB_NS, "link", "del", node["lab_veth"]])
+        # The bridge's end goes with the namespace, but the kernel destroys a namespace asynchronously:
+        # the veth may still be listed and gone a moment later, so a failed del is judged by the result.
+        if link_exists(LAB_NS, node["lab_veth"]):
+            run(["ip", "-n", LAB_NS, "link", "del", node["lab_veth"]], check=False)
+        deadline = time.monotonic() + 10
+        while link_exists(LAB_NS, node["lab_veth"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if link_exists(LAB_NS, node["lab_veth"]):
+            raise LabError(f"{node['lab_veth']} is still on the lab bridge after removing {node['name']}")
         shutil.rmtree(os.path.dirname(node["standin_dir"]), ignore_errors=True)  # .lab/nodes/<node>
 
 
