@@ -22,7 +22,9 @@ from conftest import INVENTORY, LAB_DIR, run_playbook, snapshot
 
 # Each case: the group of its run, its input, the variable the message names and the rule it states.
 # Preflight reports every problem at once, so the cases of one group share one run of site.yml (a
-# run costs ~20 s); a group's inputs are independent (none keeps preflight from judging another).
+# run costs ~20 s); a group's inputs are independent (none keeps preflight from judging another). A
+# value-form problem (group 5) is the site plan's, and preflight reports those alone: it judges what
+# the nodes and the cluster show (groups 1-4) only from inputs the plan accepted.
 CASES = {
     "vip is a node address": (1, {"cloudcore_vip": "10.213.102.11/24"}, "cloudcore_vip",
                               "is the own address of host ccha-node1"),
@@ -31,7 +33,7 @@ CASES = {
     "ipv6 vip outside the nodes' ipv6 subnet": (3, {"cloudcore_vip": "fd00:99::100/64"}, "cloudcore_vip", "subnet"),
     "interface missing": (4, {"cloudcore_vrrp_interface": "eth9"}, "cloudcore_vrrp_interface", "no such interface"),
     "priorities that cannot fail over": (
-        2, {"cloudcore_failover": "weighted", "keepalived_check_weight": 2,
+        5, {"cloudcore_failover": "weighted", "keepalived_check_weight": 2,
             "keepalived_priorities": {"ccha-node1": 100, "ccha-node2": 90, "ccha-node3": 80}},
         "keepalived_check_weight", "must exceed the priority gap"),
     "check url failing on every node": (1, {"cloudcore_check_url": "https://127.0.0.1:10002/nonexistent"},
@@ -39,10 +41,10 @@ CASES = {
     "kubeconfig unreadable": (4, {"cloudcore_kubeconfig": "/nonexistent/kubeconfig"}, "cloudcore_kubeconfig",
                               "cannot be reached"),
     # inputs a later role used to reject after earlier plays had changed things
-    "label value not a string": (1, {"cloudcore_node_label": {"kubeedge.io/cloudcore-ha": True}},
+    "label value not a string": (5, {"cloudcore_node_label": {"kubeedge.io/cloudcore-ha": True}},
                                  "cloudcore_node_label", "must be a string"),
-    "unsupported version": (2, {"cloudcore_version": "1.17.0"}, "cloudcore_version", "is not supported"),
-    "curl deadline over the check timeout": (1, {"keepalived_check_curl_timeout": 2}, "keepalived_check_curl_timeout",
+    "unsupported version": (5, {"cloudcore_version": "1.17.0"}, "cloudcore_version", "is not supported"),
+    "curl deadline over the check timeout": (5, {"keepalived_check_curl_timeout": 2}, "keepalived_check_curl_timeout",
                                              "must be below cloudcore_check_timeout"),
 }
 
