@@ -65,7 +65,10 @@ demo: setup
 lint:
 	@$(STAGE) lint ansible-lint --offline
 
-units: $(UNIT_STAGES)
+# two releases at a time (each run is one CPU-bound pytest; CI's machine has two cores), each
+# release's output kept together
+units: link
+	@$(MAKE) --no-print-directory -j2 --output-sync=target $(UNIT_STAGES)
 
 $(UNIT_STAGES): units-ansible-%: link
 	@cd $(COLLECTION_LINK) && $(STAGE) units-ansible-$* env PYTHONPATH=$(ROOT)/.build/collections $(call unit_venv,$*)/bin/python $(PYTEST_UNITS)
