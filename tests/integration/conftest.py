@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -32,6 +33,20 @@ def holders(address: Optional[str] = None) -> List[str]:
     """The nodes holding the lab's VIP, or `address` (a VIP change's new or old one)."""
     out = lab("holder", *(("--address", address) if address else ())).stdout.split()
     return [] if out == ["none"] else out
+
+
+def watch_vip(address: str, seconds: float) -> subprocess.Popen:
+    """Who answers on address:10002, sampled every 50 ms from the edge namespace (bounded in time);
+    samples(watcher) stops it and gives the answers."""
+    return subprocess.Popen(["ip", "netns", "exec", "ccha-edge", sys.executable,
+                             os.path.join(ROOT, "tests", "bench", "vip_watch.py"), address,
+                             "--seconds", str(seconds), "--interval", "0.05"], stdout=subprocess.PIPE, text=True)
+
+
+def samples(watcher: subprocess.Popen) -> List[str]:
+    """The answers a watch_vip watcher saw (a node's name or "none" per sample), once it is stopped."""
+    watcher.terminate()
+    return watcher.communicate(timeout=30)[0].split()[1::2]
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2):

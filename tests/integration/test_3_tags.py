@@ -6,13 +6,11 @@ keepalived.conf reloads the nodes one at a time, the VIP holder last, and the VI
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 
 import pytest
 
-from conftest import ROOT, holders, node_exec, run_playbook, snapshot
+from conftest import holders, node_exec, run_playbook, samples, snapshot, watch_vip
 
 KEEPALIVED_FILES = "keepalived.conf@"
 
@@ -44,30 +42,22 @@ def reload_order(output: str) -> list:
     return re.findall(r"\(item=(\S+)\)", handler)
 
 
-def watch_vip(seconds: float) -> subprocess.Popen:
-    """Who answers for the VIP, sampled every 50 ms from the edge namespace (bounded in time)."""
-    return subprocess.Popen(["ip", "netns", "exec", "ccha-edge", "python3", os.path.join(ROOT, "tests", "bench", "vip_watch.py"),
-                             "10.213.102.100", "--seconds", str(seconds), "--interval", "0.05"],
-                            stdout=subprocess.PIPE, text=True)
-
-
 def run_watched(*args: str):
     """A run of site.yml, and who answered for the VIP while it ran."""
-    watcher = watch_vip(seconds=120)
+    watcher = watch_vip("10.213.102.100", seconds=120)
     try:
         run = run_playbook("site.yml", *args)
     finally:
-        watcher.terminate()
-        samples = watcher.communicate(timeout=30)[0].split()[1::2]
-    return run, samples
+        answers = samples(watcher)
+    return run, answers
 
 
-def assert_rolled_holder_last(run, samples, holder, nodes):
+def assert_rolled_holder_last(run, answers, holder, nodes):
     order = reload_order(run.output)
     assert sorted(order) == sorted(nodes), run.output[-4000:]
     assert order[-1] == holder[0], "the VIP holder must reload last: %s" % order
-    assert samples and "none" not in samples, "the VIP went unanswered during the rolling reload"
-    assert set(samples) == set(holder) and holders() == holder
+    assert answers and "none" not in answers, "the VIP went unanswered during the rolling reload"
+    assert set(answers) == set(holder) and holders() == holder
 
 
 @pytest.mark.parametrize("tag", ["keepalived", "verify"])
@@ -83,16 +73,16 @@ def test_keepalived_configure_after_a_changed_setting_rewrites_only_keepalived_c
     holder = holders()
     assert len(holder) == 1
     before = snapshot(nodes, kube)
-    run, samples = run_watched("--tags", "keepalived_configure", "-e", "cloudcore_check_interval=2")
+    run, answers = run_watched("--tags", "keepalived_configure", "-e", "cloudcore_check_interval=2")
     assert run.rc == 0, run.output[-4000:]
     changed = differences(before, snapshot(nodes, kube))
     assert changed == sorted(KEEPALIVED_FILES + node for node in nodes), changed
     assert "interval 2" in node_exec(nodes[0], "cat /etc/keepalived/keepalived.conf").stdout
-    assert_rolled_holder_last(run, samples, holder, nodes)
+    assert_rolled_holder_last(run, answers, holder, nodes)
     # the tag alone puts the setting back the same way, and the site is as it was
-    back, samples = run_watched("--tags", "keepalived_configure")
+    back, answers = run_watched("--tags", "keepalived_configure")
     assert back.rc == 0, back.output[-4000:]
-    assert_rolled_holder_last(back, samples, holder, nodes)
+    assert_rolled_holder_last(back, answers, holder, nodes)
     assert snapshot(nodes, kube) == before
 
 

@@ -22,7 +22,7 @@ import time
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import LAB_DIR, ROOT, run_playbook, wait_for
+from conftest import LAB_DIR, ROOT, run_playbook, samples, wait_for, watch_vip
 
 sys.path.insert(0, os.path.join(ROOT, ".build", "collections"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lab", "standin"))
@@ -184,15 +184,12 @@ def test_rotation_keeps_the_ca_rolls_one_pod_at_a_time_and_keeps_the_vip_served(
 
     pods = threading.Thread(target=watch_pods)
     pods.start()
-    watcher = subprocess.Popen(["ip", "netns", "exec", "ccha-edge", sys.executable,
-                                os.path.join(ROOT, "tests", "bench", "vip_watch.py"), VIP, "--seconds", "300",
-                                "--interval", "0.05"], stdout=subprocess.PIPE, text=True)
+    watcher = watch_vip(VIP, seconds=300)
     try:
         run = run_playbook("site.yml", "--tags", "manifests", "-e", json.dumps(
             {"manifests_dns_names": ["cloudcore.lab.example"], "cloudcore_rotate_cert": True}))
     finally:
-        watcher.terminate()
-        samples = watcher.communicate(timeout=30)[0].split()[1::2]
+        answers = samples(watcher)
         stop.set()
         pods.join()
     assert run.rc == 0, run.output[-4000:]
@@ -201,8 +198,8 @@ def test_rotation_keeps_the_ca_rolls_one_pod_at_a_time_and_keeps_the_vip_served(
     assert secret_bytes(core, "casecret", "cadata") == ca_before
     assert verifies(old_edge, secret_bytes(core, "casecret", "cadata")), "an edge certificate from before no longer verifies"
     assert max(unready) <= 1, "more than one CloudCore pod was down at a time: %s" % max(unready)
-    longest = max((len(gap) for gap in "".join("x" if s == "none" else "." for s in samples).split(".")), default=0)
-    answered = [s for s in samples if s != "none"]
+    longest = max((len(gap) for gap in "".join("x" if s == "none" else "." for s in answers).split(".")), default=0)
+    answered = [s for s in answers if s != "none"]
     moves = sum(1 for a, b in zip(answered, answered[1:]) if a != b)
     FIGURES["rotation"] = "VIP unanswered at most %.2f s, %d VIP move(s), CloudCore pods down at once at most %d" % (
         longest * 0.05, moves, max(unready))

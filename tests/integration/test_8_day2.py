@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import LAB_DIR, ROOT, holders, lab, node_exec, run_playbook, snapshot, wait_for
+from conftest import LAB_DIR, holders, lab, node_exec, run_playbook, samples, snapshot, wait_for, watch_vip
 
 EDGES = 50
 FLEET = "day2"
@@ -60,10 +58,7 @@ class Watch:
     def __init__(self, kube, vip=OLD_VIP):
         self.core = kube[0]
         self.unready, self.stop = [], threading.Event()
-        self.vip_watch = subprocess.Popen(["ip", "netns", "exec", "ccha-edge", sys.executable,
-                                           os.path.join(ROOT, "tests", "bench", "vip_watch.py"), vip,
-                                           "--seconds", "600", "--interval", "0.05"],
-                                          stdout=subprocess.PIPE, text=True)
+        self.vip_watch = watch_vip(vip, seconds=600)
         self.pods = threading.Thread(target=self._watch_pods)
         self.pods.start()
         self.samples = []
@@ -77,8 +72,7 @@ class Watch:
             time.sleep(1.0)  # a pod takes seconds to be replaced; a busier poll slows the API
 
     def done(self):
-        self.vip_watch.terminate()
-        self.samples = self.vip_watch.communicate(timeout=30)[0].split()[1::2]
+        self.samples = samples(self.vip_watch)
         self.stop.set()
         self.pods.join()
         return self
