@@ -35,6 +35,13 @@ def holders(address: Optional[str] = None) -> List[str]:
     return [] if out == ["none"] else out
 
 
+def single_holder(other_than: Optional[str] = None) -> Optional[str]:
+    """The one node holding the lab's VIP, if exactly one does and it is not `other_than`; else None.
+    One look at the lab per call: while the VIP moves, two looks can see two different states."""
+    now = holders()
+    return now[0] if len(now) == 1 and now[0] != other_than else None
+
+
 def watch_vip(address: str, seconds: float) -> subprocess.Popen:
     """Who answers on address:10002, sampled every 50 ms from the edge namespace (bounded in time);
     samples(watcher) stops it and gives the answers."""

@@ -17,7 +17,7 @@ from typing import Optional
 
 import pytest
 
-from conftest import LAB_DIR, holders, lab, node_exec, run_playbook, wait_for
+from conftest import LAB_DIR, holders, lab, node_exec, run_playbook, single_holder, wait_for
 
 FLEET = "balanced"
 EDGES = 300
@@ -81,9 +81,9 @@ def spread(current: dict) -> float:
 
 
 def the_holder() -> str:
-    found = wait_for(lambda: holders() if len(holders()) == 1 else None, 20)
+    found = wait_for(single_holder, 20)
     assert found, "not exactly one VIP holder: %s" % holders()
-    return found[0]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_when_the_holders_balancer_fails_the_vip_moves_and_every_edge_is_back_pa
     before = wait_settled()
     assert lab("fault", holder, fault).returncode == 0
     try:
-        moved = wait_for(lambda: holders() if len(holders()) == 1 and holders() != [holder] else None, 30)
+        moved = wait_for(lambda: single_holder(other_than=holder), 30)
         assert moved, holders()
         # a cut link ends nothing at once: the edges notice it (read deadline) before they reconnect
         assert wait_reconnected(before), status()
