@@ -96,8 +96,9 @@ lab-up:
 lab-down:
 	@$(STAGE) lab-down $(LAB) down
 
+# --durations: the lab's own tests are the longest stage after molecule and integration (~8 minutes)
 lab-tests:
-	@$(STAGE) lab-tests $(VENV)/bin/python -m pytest tests/lab -q -p no:cacheprovider
+	@$(STAGE) lab-tests $(VENV)/bin/python -m pytest tests/lab -q -p no:cacheprovider --durations=15
 
 molecule:
 	@$(STAGE) molecule scripts/molecule-all
