@@ -52,6 +52,12 @@ def test_partition_heals_to_exactly_one_holder_within_5_s(first_site_run):
     single = wait_for(single_holder, 5)
     assert single, "still %s 5 s after healing the partition" % holders()
     FIGURES.append(("partition", round(time.monotonic() - healed_at, 1), single))
+    # One holder is not yet one address: once (1 run in 3) the edge's connections to the VIP timed out
+    # after the heal, likely a stale neighbour entry for the VIP (the node that kept MASTER sent no new
+    # gratuitous ARP). Until that is fixed, this waits for the edge to reach the VIP and reports how long.
+    answered = wait_for(lambda: lab("probe", "--timeout", "2").returncode == 0, 60, 0.5)
+    FIGURES.append(("partition: VIP answers the edge", round(time.monotonic() - healed_at, 1), single))
+    assert answered, "the VIP did not answer the edge within 60 s of healing the partition"
 
 
 def test_print_fault_table():

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import LAB_DIR, holders, lab, run_playbook, wait_for
+from conftest import LAB_DIR, holders, lab, run_playbook, single_holder, wait_for
 
 HEARTBEAT_S = 15.0  # edgecore's default; v1.23.1 waits 2 x heartbeat after a broken connection
 PROFILES = ("edgecore-1.23", "edgecore-next")
@@ -84,7 +84,7 @@ def test_an_edge_without_a_client_certificate_is_refused(first_site_run, lab_sta
 def test_after_cloudcore_stops_on_the_holder_every_edge_is_back_on_a_healthy_node_within_its_bound(fleets, nodes):
     for index, profile in enumerate(PROFILES):
         fleets(profile, index * COUNT)
-    holder = wait_for(lambda: holders()[0] if len(holders()) == 1 else None, 20)
+    holder = wait_for(single_holder, 20)
     stopped_at = time.monotonic()
     assert lab("fault", holder, "cloudcore").returncode == 0
     try:
@@ -131,7 +131,7 @@ def test_the_drill_reconnects_every_edge_exactly_once_and_loses_none(fleets):
 
 
 def test_a_killed_keepalived_leaves_exactly_one_holder_within_3_adverts_and_a_second(first_site_run):
-    holder = wait_for(lambda: holders()[0] if len(holders()) == 1 else None, 20)
+    holder = wait_for(single_holder, 20)
     killed = time.monotonic()
     assert lab("fault", holder, "keepalived-kill").returncode == 0
     seen = []
