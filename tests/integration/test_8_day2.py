@@ -4,10 +4,11 @@ VIP changed and the old one retired. Each step is one run of site.yml from the i
 judge what the edges and the VIP saw meanwhile.
 
 The tests run in file order and share one fleet: each starts from the site the previous one left, and
-the VIP change comes last (the other tests' `holders()` watch the lab's VIP). A run of site.yml costs 1.5-2
-minutes on the lab, so each step runs once; the last test runs site.yml a second time and in check
-mode on the site all the steps left. make test runs every step; `make integration-day2` runs this
-module alone. Figures are printed at the end (`-s`) for README's "Day 2"."""
+the VIP change comes last (the other tests' `holders()` watch the lab's VIP); the module puts the lab's
+VIP back when it ends. A run of site.yml costs 40-75 s on the lab, so each step runs once; the last test
+runs site.yml a second time and in check mode on the site all the steps left. make test runs every step
+(~10 minutes); `make integration-day2` runs this module alone. Figures are printed at the end (`-s`) for
+README's "Day 2"."""
 
 from __future__ import annotations
 
